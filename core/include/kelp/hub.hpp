@@ -1,0 +1,232 @@
+// Hub: kelp's event loop. Transports put their sockets and timers on it through
+// `register_with_event_loop`; `drain_events` runs the same loop privately.
+//
+// One iteration, always in this order (see docs/hub.md):
+//   1. update the cached clock (`now()`)
+//   2. run due timers, earliest first, ties in scheduling order
+//   3. run `call_soon` callbacks in FIFO order (threadsafe ones included);
+//      what they schedule runs on the next iteration
+//   4. run `on_tick` callbacks
+//   5. compute the poll timeout (0 if callbacks are pending or stop was asked)
+//   6. poll, then dispatch readiness to reader and writer callbacks
+//
+// A callback that throws is passed to the error handler and the loop goes on.
+//
+// Thread rules: a Hub belongs to one thread at a time (the one that runs it).
+// Only `call_soon_threadsafe` and `stop` may be called from other threads.
+// Handles must not outlive their Hub.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "kelp/poller.hpp"
+
+namespace kelp {
+
+class Hub;
+
+// A cancellable reference to something scheduled on a Hub: a timer, a
+// `call_soon` callback, an `on_tick` or `on_close` callback. Cheap to copy;
+// cancelling twice, or after the callback ran, does nothing.
+class Handle {
+  public:
+    Handle() = default;
+
+    // Stop the callback from running (again). Safe inside the callback itself.
+    void cancel();
+    // True while the callback is still scheduled (a repeating timer stays
+    // active until cancelled).
+    bool active() const;
+
+  private:
+    friend class Hub;
+    Handle(Hub* hub, std::uint32_t slot, std::uint32_t generation)
+        : hub_(hub), slot_(slot), generation_(generation) {}
+
+    Hub* hub_ = nullptr;
+    std::uint32_t slot_ = 0;
+    std::uint32_t generation_ = 0;
+};
+
+struct HubOptions {
+    // Force a poller back end ("epoll", "kqueue", "poll", "select"); empty
+    // means $KELP_POLLER if set, else the best available.
+    std::string poller;
+    // Receives exceptions thrown by callbacks; the default prints to stderr.
+    std::function<void(std::exception_ptr)> on_error;
+};
+
+class Hub {
+  public:
+    using Clock = std::chrono::steady_clock;
+    using Callback = std::function<void()>;
+
+    Hub();
+    explicit Hub(HubOptions options);
+    ~Hub();
+    Hub(const Hub&) = delete;
+    Hub& operator=(const Hub&) = delete;
+
+    // --- I/O readiness (level-triggered) -----------------------------------
+    // One reader and one writer per fd, each with its own callback; adding
+    // again replaces the callback. Remove before closing the fd.
+    void add_reader(int fd, Callback callback);
+    void add_writer(int fd, Callback callback);
+    void remove_reader(int fd);
+    void remove_writer(int fd);
+    bool has_reader(int fd) const;
+    bool has_writer(int fd) const;
+
+    // --- deferred callbacks ---------------------------------------------------
+    // Runs on the next iteration, in FIFO order with other call_soon callbacks.
+    Handle call_soon(Callback callback);
+    // Thread-safe; wakes a blocked poll. Runs in the call_soon phase, FIFO per
+    // calling thread.
+    void call_soon_threadsafe(Callback callback);
+
+    // --- timers ---------------------------------------------------------------
+    // Deadlines are computed from a fresh clock read, not the cached `now()`,
+    // so a timer scheduled late in a long iteration never fires early.
+    Handle call_later(Clock::duration delay, Callback callback);
+    Handle call_at(Clock::time_point when, Callback callback);
+    // First run after `interval`, then every `interval` counted from the
+    // planned time (no drift). Runs that fell wholly behind are skipped, not
+    // bunched.
+    Handle call_repeatedly(Clock::duration interval, Callback callback);
+
+    // --- loop hooks -----------------------------------------------------------
+    // Runs once per iteration, after the call_soon phase, until cancelled.
+    Handle on_tick(Callback callback);
+    // Runs once when close() is called (or at destruction), in FIFO order.
+    Handle on_close(Callback callback);
+
+    // --- running --------------------------------------------------------------
+    // One iteration; blocks in poll at most `timeout` (negative: no limit).
+    // Not re-entrant: calling it from one of this Hub's callbacks throws.
+    void run_once(Clock::duration timeout = Clock::duration{-1});
+    // Iterates until stop(), then clears the stop request so the Hub can run
+    // again. A stop() that came before run_forever ends it after one
+    // non-blocking iteration.
+    void run_forever();
+    // Ends run_forever after the current iteration, and makes a blocked
+    // run_once return; callable from any thread.
+    void stop();
+    // Runs on_close callbacks, drops every fd and timer. Idempotent.
+    void close();
+    bool closed() const { return closed_; }
+
+    // The clock as of the start of the current iteration.
+    Clock::time_point now() const { return now_; }
+    std::string_view poller_name() const;
+    // Number of pending timers (cancelled ones excluded).
+    std::size_t timer_count() const { return live_timers_; }
+
+    // Replace the error handler for callbacks that throw.
+    void set_error_handler(std::function<void(std::exception_ptr)> handler);
+
+  private:
+    friend class Handle;
+
+    enum class SlotKind : std::uint8_t { free, timer, soon, tick, close };
+
+    struct Slot {
+        Callback callback;
+        Clock::duration interval{};  // > 0 for repeating timers
+        std::uint32_t generation = 1;
+        SlotKind kind = SlotKind::free;
+    };
+
+    struct TimerEntry {
+        std::int64_t deadline;   // Clock ticks since epoch
+        std::uint64_t sequence;  // ties fire in scheduling order
+        std::uint32_t slot;
+        std::uint32_t generation;
+    };
+
+    // One direction (read or write) of an fd.
+    struct Watcher {
+        Callback callback;
+        std::uint64_t added_epoch = 0;  // dispatch epoch in which it was added
+        std::uint32_t serial = 0;       // bumped by every add, to spot replacement
+        bool active = false;
+    };
+
+    struct FdWatch {
+        Watcher reader;
+        Watcher writer;
+        std::uint32_t registered = 0;  // mask currently given to the poller
+    };
+
+    // Slots: one pool for every cancellable callback, reused through a free list.
+    std::uint32_t acquire_slot(SlotKind kind, Callback callback);
+    void release_slot(std::uint32_t slot);
+    bool slot_live(std::uint32_t slot, std::uint32_t generation) const;
+    void cancel_slot(std::uint32_t slot, std::uint32_t generation);
+
+    void push_timer(std::int64_t deadline, std::uint32_t slot, std::uint32_t generation);
+    void compact_timers();
+    Handle schedule_timer(Clock::time_point when, Clock::duration interval, Callback callback);
+
+    FdWatch& watch_for(int fd);
+    void update_interest(int fd, FdWatch& watch);
+    void add_watcher(int fd, Watcher FdWatch::*direction, Callback callback);
+    void remove_watcher(int fd, Watcher FdWatch::*direction);
+    bool has_watcher(int fd, Watcher FdWatch::*direction) const;
+    void dispatch(int fd, Watcher FdWatch::*direction, std::uint64_t epoch);
+
+    void iterate(Clock::duration timeout);
+    void run_timers();
+    void run_soon();
+    void run_ticks();
+    Clock::duration poll_timeout(Clock::duration limit) const;
+    void poll_and_dispatch(Clock::duration timeout);
+    void drain_wakeup();
+    void wake();
+
+    template <class Fn>
+    void guarded(Fn&& fn);
+    void report(std::exception_ptr error);
+
+    std::unique_ptr<Poller> poller_;
+    std::function<void(std::exception_ptr)> on_error_;
+
+    std::vector<Slot> slots_;
+    std::vector<std::uint32_t> free_slots_;
+
+    std::vector<TimerEntry> timers_;  // binary min-heap on (deadline, sequence)
+    std::uint64_t timer_sequence_ = 0;
+    std::size_t live_timers_ = 0;
+    std::size_t dead_timers_ = 0;  // cancelled entries still in the heap
+
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> soon_;  // (slot, generation)
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> soon_running_;
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> ticks_;
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> closers_;
+
+    std::vector<FdWatch> watches_;  // indexed by fd
+    std::vector<PollEvent> events_;
+    std::uint64_t dispatch_epoch_ = 1;
+
+    // Cross-thread queue, woken through an eventfd (or a pipe where absent).
+    std::mutex threadsafe_mutex_;
+    std::vector<Callback> threadsafe_;
+    std::atomic<bool> threadsafe_pending_{false};
+    std::atomic<bool> wake_pending_{false};
+    int wake_read_fd_ = -1;
+    int wake_write_fd_ = -1;
+
+    std::atomic<bool> stop_requested_{false};
+    bool running_ = false;  // guards against re-entrant run_once
+    bool closed_ = false;
+    Clock::time_point now_;
+};
+
+}  // namespace kelp
