@@ -1,0 +1,239 @@
+#include "kelp/connection.hpp"
+
+#include <random>
+#include <thread>
+
+#include "kelp/errors.hpp"
+#include "kelp/hub.hpp"
+
+namespace kelp {
+namespace {
+
+// The identity of a declaration: every field, so a changed definition is
+// declared again (Kombu caches on the name alone and misses such changes).
+std::string declaration_key(const Exchange& exchange) {
+    Json key{{"e", exchange.name},
+             {"t", to_string(exchange.type)},
+             {"d", exchange.durable},
+             {"a", exchange.auto_delete},
+             {"x", exchange.arguments}};
+    return key.dump();
+}
+
+std::string declaration_key(const Queue& queue) {
+    Json bindings = Json::array();
+    for (const auto& binding : queue.options.bindings) {
+        bindings.push_back({binding.exchange, binding.routing_key, binding.arguments});
+    }
+    Json key{{"q", queue.name},
+             {"e", queue.exchange ? declaration_key(*queue.exchange) : ""},
+             {"k", queue.routing_key},
+             {"d", queue.options.durable},
+             {"x", queue.options.exclusive},
+             {"a", queue.options.auto_delete},
+             {"args", queue.declare_arguments()},
+             {"b", bindings}};
+    return key.dump();
+}
+
+std::chrono::milliseconds with_jitter(std::chrono::milliseconds wait, double jitter) {
+    if (jitter <= 0 || wait.count() <= 0) return wait;
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    std::uniform_real_distribution<double> extra(0.0, jitter);
+    return wait + std::chrono::milliseconds(
+                      static_cast<std::int64_t>(static_cast<double>(wait.count()) * extra(rng)));
+}
+
+}  // namespace
+
+Connection::Connection(std::string_view url, ConnectionOptions options)
+    : urls_(parse_url_list(url)), connection_options_(std::move(options)) {
+    for (const Url& parsed : urls_) {
+        const TransportFactory& factory = find_transport(parsed.scheme);
+        factories_.push_back(&factory);
+        options_.push_back(validate_options(parsed, factory.options, factory.module));
+    }
+    private_hub_ = std::make_unique<Hub>();
+    hub_ = private_hub_.get();
+}
+
+Connection::~Connection() {
+    close();
+}
+
+void Connection::connect() {
+    if (!connected()) ensure_connection(connection_options_.retry);
+}
+
+bool Connection::connected() const {
+    return transport_ && transport_->connected();
+}
+
+void Connection::connect_once(std::size_t index) {
+    drop_transport();
+    auto transport = factories_[index]->create(urls_[index], options_[index]);
+    transport->register_with_event_loop(*hub_);
+    transport->connect(Clock::now() + connection_options_.connect_timeout);
+    transport_ = std::move(transport);
+    current_ = index;
+    // A new link may be to a broker that lost non-durable entities.
+    declared_.clear();
+}
+
+void Connection::ensure_connection(const RetryPolicy& policy) {
+    if (connected()) return;
+    const auto started = Clock::now();
+    for (int attempt = 1;; ++attempt) {
+        try {
+            connect_once(current_);
+            return;
+        } catch (const ConnectionError&) {
+            // Fail over: the next attempt goes to the next URL of the list.
+            current_ = (current_ + 1) % urls_.size();
+            const bool out_of_tries = policy.max_retries >= 0 && attempt > policy.max_retries;
+            auto wait = with_jitter(policy.interval(attempt), policy.jitter);
+            const bool out_of_time =
+                policy.timeout && Clock::now() + wait - started >= *policy.timeout;
+            if (out_of_tries || out_of_time) throw;
+            if (policy.on_retry) policy.on_retry(std::current_exception(), attempt, wait);
+            std::this_thread::sleep_for(wait);
+        }
+    }
+}
+
+void Connection::ensure(const std::function<void()>& operation, const RetryPolicy& policy) {
+    const auto started = Clock::now();
+    for (int attempt = 1;; ++attempt) {
+        try {
+            ensure_connection(policy);
+            operation();
+            return;
+        } catch (const ConnectionError&) {
+            const bool out_of_tries = policy.max_retries >= 0 && attempt > policy.max_retries;
+            const auto wait = with_jitter(policy.interval(attempt), policy.jitter);
+            const bool out_of_time =
+                policy.timeout && Clock::now() + wait - started >= *policy.timeout;
+            if (out_of_tries || out_of_time) throw;
+            if (policy.on_retry) policy.on_retry(std::current_exception(), attempt, wait);
+            drop_transport();
+            std::this_thread::sleep_for(wait);
+        }
+    }
+}
+
+void Connection::drop_transport() noexcept {
+    default_channel_.reset();
+    if (transport_) {
+        transport_->close();
+        transport_.reset();
+    }
+}
+
+void Connection::close() {
+    drop_transport();
+}
+
+Transport& Connection::connected_transport() {
+    connect();
+    return *transport_;
+}
+
+Transport& Connection::transport() {
+    return connected_transport();
+}
+
+std::shared_ptr<Channel> Connection::channel() {
+    return connected_transport().create_channel();
+}
+
+Channel& Connection::default_channel() {
+    if (!default_channel_ || !default_channel_->is_open() || !connected()) {
+        default_channel_ = connected_transport().create_channel();
+    }
+    return *default_channel_;
+}
+
+void Connection::drain_events(std::optional<std::chrono::nanoseconds> timeout) {
+    Transport& transport = connected_transport();
+    const std::uint64_t before = transport.deliveries();
+    const auto deadline = timeout ? std::optional(Clock::now() + *timeout) : std::nullopt;
+
+    // Exceptions from consumer callbacks surface here, as in Kombu.
+    std::exception_ptr failure;
+    const bool private_hub = hub_ == private_hub_.get();
+    if (private_hub) hub_->set_error_handler([&failure](std::exception_ptr e) { failure = e; });
+    struct Restore {
+        Hub* hub;
+        bool active;
+        ~Restore() {
+            if (active) hub->set_error_handler(nullptr);
+        }
+    } restore{hub_, private_hub};
+
+    while (true) {
+        Clock::duration wait{-1};
+        if (deadline) wait = std::max(*deadline - Clock::now(), Clock::duration::zero());
+        hub_->run_once(wait);
+        if (failure) std::rethrow_exception(failure);
+        if (transport.deliveries() != before) return;
+        if (deadline && Clock::now() >= *deadline) {
+            throw TimeoutError(
+                "drain_events: no message arrived within " +
+                std::to_string(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(*timeout).count()) +
+                " ms");
+        }
+    }
+}
+
+void Connection::register_with_event_loop(Hub& hub) {
+    hub_ = &hub;
+    if (transport_) transport_->register_with_event_loop(hub);
+}
+
+Hub& Connection::hub() {
+    return *hub_;
+}
+
+bool Connection::maybe_declare(const Exchange& exchange) {
+    if (exchange.is_default()) return false;
+    Channel& channel = default_channel();
+    if (!declared_.insert(declaration_key(exchange)).second) return false;
+    try {
+        channel.exchange_declare(exchange);
+    } catch (...) {
+        declared_.erase(declaration_key(exchange));
+        throw;
+    }
+    return true;
+}
+
+bool Connection::maybe_declare(const Queue& queue) {
+    Channel& channel = default_channel();
+    const std::string key = declaration_key(queue);
+    if (declared_.count(key) != 0) return false;
+    if (queue.exchange) maybe_declare(*queue.exchange);
+    channel.queue_declare(queue);
+    if (queue.exchange && !queue.exchange->is_default()) {
+        channel.queue_bind(queue.name, queue.exchange->name, queue.routing_key);
+    }
+    for (const auto& binding : queue.options.bindings) {
+        channel.queue_bind(queue.name, binding.exchange, binding.routing_key, binding.arguments);
+    }
+    declared_.insert(key);
+    return true;
+}
+
+const Url& Connection::url() const {
+    return urls_[current_];
+}
+
+std::string_view Connection::transport_name() const {
+    return factories_[current_]->module;
+}
+
+const Capabilities& Connection::capabilities() const {
+    return transport_ ? transport_->capabilities() : factories_[current_]->capabilities;
+}
+
+}  // namespace kelp

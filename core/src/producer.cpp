@@ -1,0 +1,97 @@
+#include "kelp/producer.hpp"
+
+#include <chrono>
+
+#include "kelp/compression.hpp"
+#include "kelp/connection.hpp"
+#include "kelp/errors.hpp"
+#include "kelp/serialization.hpp"
+
+namespace kelp {
+
+Producer::Producer(Connection& connection, ProducerOptions options)
+    : Producer(connection, nullptr, std::move(options)) {}
+
+Producer::Producer(Connection& connection, std::shared_ptr<Channel> channel,
+                   ProducerOptions options)
+    : connection_(connection), channel_(std::move(channel)), options_(std::move(options)) {
+    if (options_.auto_declare && !options_.exchange.is_default()) {
+        connection_.maybe_declare(options_.exchange);
+    }
+    if (options_.on_return) this->channel().on_return(options_.on_return);
+}
+
+Channel& Producer::channel() {
+    if (channel_) return *channel_;
+    return connection_.default_channel();
+}
+
+void Producer::publish(const Json& value, const PublishOptions& options) {
+    const std::string& serializer =
+        options.serializer.empty() ? options_.serializer : options.serializer;
+    Encoded encoded = encode(value, serializer);
+    send(prepare(std::move(encoded.body), std::move(encoded.content_type),
+                 std::move(encoded.content_encoding), options),
+         options);
+}
+
+void Producer::publish_bytes(std::string_view body, const PublishOptions& options) {
+    Encoded encoded =
+        encode_bytes(std::string(body), options.content_type, options.content_encoding);
+    send(prepare(std::move(encoded.body), std::move(encoded.content_type),
+                 std::move(encoded.content_encoding), options),
+         options);
+}
+
+Envelope Producer::prepare(std::string body, std::string content_type, std::string content_encoding,
+                           const PublishOptions& options) const {
+    Envelope envelope;
+    envelope.headers = options.headers;
+    const std::string& compression =
+        options.compression.empty() ? options_.compression : options.compression;
+    if (!compression.empty()) {
+        body = compress(compression, body);
+        if (!envelope.headers.is_object()) envelope.headers = Table::object();
+        envelope.headers["compression"] = std::string(compression_mime(compression));
+    }
+    envelope.body = std::move(body);
+    Properties& p = envelope.properties;
+    p.content_type = std::move(content_type);
+    p.content_encoding = std::move(content_encoding);
+    p.priority = options.priority;
+    p.delivery_mode = options.delivery_mode.value_or(options_.delivery_mode);
+    p.expiration = options.expiration;
+    p.correlation_id = options.correlation_id;
+    p.reply_to = options.reply_to;
+    p.message_id = options.message_id;
+    p.type = options.type;
+    p.app_id = options.app_id;
+    p.user_id = options.user_id;
+    p.timestamp = options.timestamp;
+    return envelope;
+}
+
+void Producer::send(Envelope envelope, const PublishOptions& options) {
+    const Exchange& exchange = options.exchange ? *options.exchange : options_.exchange;
+    const std::string& routing_key =
+        options.routing_key ? *options.routing_key : options_.routing_key;
+    auto attempt = [&] {
+        for (const Queue& queue : options.declare)
+            connection_.maybe_declare(queue);
+        if (options.exchange && !exchange.is_default()) connection_.maybe_declare(exchange);
+        // The envelope is copied only when a retry may need it again.
+        if (options.retry) {
+            channel().basic_publish(envelope, exchange.name, routing_key, {options.mandatory});
+        } else {
+            channel().basic_publish(std::move(envelope), exchange.name, routing_key,
+                                    {options.mandatory});
+        }
+    };
+    if (options.retry) {
+        connection_.ensure(attempt, *options.retry);
+    } else {
+        attempt();
+    }
+}
+
+}  // namespace kelp

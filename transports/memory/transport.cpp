@@ -1,0 +1,313 @@
+#include "transport.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "kelp/errors.hpp"
+
+namespace kelp::memory {
+
+// How many messages one Hub callback hands out before letting timers and
+// other fds have their turn.
+constexpr std::size_t delivery_budget = 1024;
+
+// --- MemoryTransport -----------------------------------------------------------
+
+MemoryTransport::MemoryTransport(std::string broker_name)
+    : broker_name_(std::move(broker_name)),
+      waker_(std::make_shared<Waker>([this] { schedule_delivery(); })) {}
+
+MemoryTransport::~MemoryTransport() {
+    close();
+}
+
+const Capabilities& MemoryTransport::static_capabilities() {
+    static const Capabilities capabilities{
+        .exchange_direct = true,
+        .exchange_topic = true,
+        .exchange_fanout = true,
+        .exchange_headers = true,
+        .priorities = true,
+        .message_ttl = true,
+        .max_length = true,
+        .dead_letter = true,
+        .per_message_requeue = true,
+        .heartbeats = false,
+        .publisher_confirms = true,  // a publish that returns is stored
+        .network = false,
+    };
+    return capabilities;
+}
+
+void MemoryTransport::connect(Clock::time_point) {
+    broker_ = MemoryBroker::named(broker_name_);
+    connected_ = true;
+}
+
+void MemoryTransport::close() noexcept {
+    if (!connected_) return;
+    for (auto& weak : channels_) {
+        if (auto channel = weak.lock()) {
+            try {
+                channel->close();
+            } catch (...) {
+                // Closing restores messages in memory; nothing here can fail
+                // in a way the caller could act on.
+            }
+        }
+    }
+    channels_.clear();
+    delivery_.cancel();
+    waker_->disarm();
+    connected_ = false;
+}
+
+void MemoryTransport::register_with_event_loop(Hub& hub) {
+    if (hub_ == &hub) return;
+    const bool was_scheduled = delivery_.active();
+    delivery_.cancel();
+    hub_ = &hub;
+    waker_->set_hub(&hub);
+    if (was_scheduled) schedule_delivery();
+}
+
+std::shared_ptr<Channel> MemoryTransport::create_channel() {
+    if (!connected_) throw ConnectionError("memory transport: not connected");
+    auto channel = std::make_shared<MemoryChannel>(*this);
+    std::erase_if(channels_, [](const auto& weak) { return weak.expired(); });
+    channels_.push_back(channel);
+    return channel;
+}
+
+void MemoryTransport::schedule_delivery() {
+    if (hub_ == nullptr || delivery_.active()) return;
+    delivery_ = hub_->call_soon([this] { deliver(); });
+}
+
+void MemoryTransport::deliver() {
+    std::size_t budget = delivery_budget;
+    bool more = false;
+    // Index loop: a consumer callback may create channels.
+    for (std::size_t i = 0; i < channels_.size() && budget > 0; ++i) {
+        auto channel = channels_[i].lock();
+        if (!channel || !channel->is_open() || !channel->has_consumers()) continue;
+        bool channel_more = false;
+        budget -= channel->deliver(budget, channel_more);
+        more = more || channel_more;
+    }
+    if (more || budget == 0) schedule_delivery();
+}
+
+// --- MemoryChannel ---------------------------------------------------------------
+
+MemoryChannel::MemoryChannel(MemoryTransport& transport) : transport_(transport) {}
+
+MemoryChannel::~MemoryChannel() {
+    try {
+        close();
+    } catch (...) {
+    }
+}
+
+void MemoryChannel::check_open() const {
+    if (!open_) {
+        throw ChannelError("memory channel is closed; open a new one with Connection::channel()");
+    }
+}
+
+void MemoryChannel::exchange_declare(const Exchange& exchange, bool passive) {
+    check_open();
+    transport_.broker().exchange_declare(exchange, passive);
+}
+
+void MemoryChannel::exchange_delete(const std::string& name, bool if_unused) {
+    check_open();
+    transport_.broker().exchange_delete(name, if_unused);
+}
+
+QueueDeclareOk MemoryChannel::queue_declare(const Queue& queue, bool passive) {
+    check_open();
+    return transport_.broker().queue_declare(queue, passive);
+}
+
+void MemoryChannel::queue_bind(const std::string& queue, const std::string& exchange,
+                               const std::string& routing_key, const Table& arguments) {
+    check_open();
+    transport_.broker().queue_bind(queue, exchange, routing_key, arguments);
+}
+
+void MemoryChannel::queue_unbind(const std::string& queue, const std::string& exchange,
+                                 const std::string& routing_key, const Table& arguments) {
+    check_open();
+    transport_.broker().queue_unbind(queue, exchange, routing_key, arguments);
+}
+
+std::uint64_t MemoryChannel::queue_purge(const std::string& queue) {
+    check_open();
+    return transport_.broker().queue_purge(queue);
+}
+
+std::uint64_t MemoryChannel::queue_delete(const std::string& queue, bool if_unused, bool if_empty) {
+    check_open();
+    return transport_.broker().queue_delete(queue, if_unused, if_empty);
+}
+
+void MemoryChannel::basic_publish(Envelope envelope, const std::string& exchange,
+                                  const std::string& routing_key, PublishFlags flags) {
+    check_open();
+    if (!flags.mandatory) {
+        transport_.broker().publish(std::move(envelope), exchange, routing_key);
+        return;
+    }
+    // Kept aside only for mandatory publishes, which must be able to return it.
+    Envelope copy = envelope;
+    if (transport_.broker().publish(std::move(envelope), exchange, routing_key)) return;
+    ReturnedMessage returned{std::move(copy), exchange, routing_key, 312, "NO_ROUTE"};
+    if (on_return_) {
+        on_return_(returned);
+        return;
+    }
+    throw ChannelError("NO_ROUTE - mandatory message to exchange '" + exchange +
+                       "' with routing key '" + routing_key +
+                       "' matched no queue; declare and bind a queue, or set an on_return "
+                       "callback to handle returns");
+}
+
+std::string MemoryChannel::basic_consume(const std::string& queue, bool no_ack,
+                                         DeliveryCallback callback,
+                                         const std::string& consumer_tag) {
+    check_open();
+    std::string tag =
+        consumer_tag.empty() ? "ctag-" + std::to_string(++tag_counter_) : consumer_tag;
+    for (const auto& consumer : consumers_) {
+        if (consumer.tag == tag) {
+            throw ChannelError("NOT_ALLOWED - consumer tag '" + tag + "' is already in use");
+        }
+    }
+    auto state = transport_.broker().attach_consumer(queue, transport_.waker());
+    consumers_.push_back(ConsumerEntry{tag, queue, std::move(state), no_ack, std::move(callback)});
+    transport_.schedule_delivery();
+    return tag;
+}
+
+void MemoryChannel::basic_cancel(const std::string& consumer_tag) {
+    auto it = std::find_if(consumers_.begin(), consumers_.end(),
+                           [&](const ConsumerEntry& c) { return c.tag == consumer_tag; });
+    if (it == consumers_.end()) return;
+    transport_.broker().detach_consumer(it->state, transport_.waker());
+    consumers_.erase(it);
+}
+
+Message MemoryChannel::make_message(virt::StoredMessage stored, const std::string& queue,
+                                    const std::string& consumer_tag, bool no_ack) {
+    DeliveryInfo info{stored.exchange,   stored.routing_key, consumer_tag, queue, 0,
+                      stored.redelivered};
+    if (no_ack) {
+        info.delivery_tag = qos_.untracked_tag();
+        return Message(std::move(stored.envelope), std::move(info), weak_from_this(), true);
+    }
+    // The channel keeps its own copy until the message is settled, so it can
+    // put it back if the channel closes first.
+    Envelope envelope = stored.envelope;
+    info.delivery_tag = qos_.append({queue, std::move(stored), true});
+    return Message(std::move(envelope), std::move(info), weak_from_this(), false);
+}
+
+std::size_t MemoryChannel::deliver(std::size_t budget, bool& more) {
+    std::size_t delivered = 0;
+    std::size_t idle = 0;  // consumers in a row that had nothing
+    while (open_ && delivered < budget && !consumers_.empty() && qos_.can_consume() &&
+           idle < consumers_.size()) {
+        next_consumer_ %= consumers_.size();
+        ConsumerEntry& consumer = consumers_[next_consumer_];
+        // Next time the next consumer starts: one message each in turn, so
+        // no queue starves another.
+        ++next_consumer_;
+        if (consumer.state->deleted) {
+            basic_cancel(std::string(consumer.tag));
+            continue;
+        }
+        popped_.clear();
+        if (transport_.broker().pop(*consumer.state, 1, popped_) == 0) {
+            ++idle;
+            continue;
+        }
+        idle = 0;
+        // Copies: the callback may cancel this consumer, invalidating it.
+        const std::string tag = consumer.tag;
+        const std::string queue = consumer.queue;
+        DeliveryCallback callback = consumer.callback;
+        Message message = make_message(std::move(popped_.front()), queue, tag, consumer.no_ack);
+        transport_.count_delivery();
+        ++delivered;
+        callback(message);
+    }
+    more = open_ && !consumers_.empty() && qos_.can_consume() && idle < consumers_.size();
+    return delivered;
+}
+
+std::optional<Message> MemoryChannel::basic_get(const std::string& queue, bool no_ack) {
+    check_open();
+    auto stored = transport_.broker().pop_one(queue);
+    if (!stored) return std::nullopt;
+    return make_message(std::move(*stored), queue, "", no_ack);
+}
+
+void MemoryChannel::basic_ack(std::uint64_t delivery_tag, bool multiple) {
+    check_open();
+    const bool was_full = !qos_.can_consume();
+    if (multiple) {
+        qos_.take_through(delivery_tag);
+    } else {
+        qos_.take(delivery_tag);
+    }
+    if (was_full && !consumers_.empty()) transport_.schedule_delivery();
+}
+
+void MemoryChannel::basic_reject(std::uint64_t delivery_tag, bool requeue) {
+    check_open();
+    auto unacked = qos_.take(delivery_tag);
+    if (requeue) {
+        std::vector<virt::StoredMessage> one;
+        one.push_back(std::move(unacked.message));
+        transport_.broker().restore(unacked.queue, std::move(one), true);
+    } else {
+        transport_.broker().dead_letter(unacked.queue, std::move(unacked.message), "rejected");
+    }
+    if (!consumers_.empty()) transport_.schedule_delivery();
+}
+
+void MemoryChannel::basic_qos(std::uint32_t prefetch_count, bool) {
+    check_open();
+    qos_.set_prefetch(prefetch_count);
+    if (!consumers_.empty()) transport_.schedule_delivery();
+}
+
+void MemoryChannel::restore_unacked(std::vector<virt::QoS::Unacked> unacked) {
+    // Group by queue, keeping delivery order within each queue.
+    std::map<std::string, std::vector<virt::StoredMessage>> by_queue;
+    for (auto& entry : unacked)
+        by_queue[entry.queue].push_back(std::move(entry.message));
+    for (auto& [queue, messages] : by_queue) {
+        transport_.broker().restore(queue, std::move(messages), true);
+    }
+}
+
+void MemoryChannel::basic_recover(bool) {
+    check_open();
+    // Both forms requeue: a memory channel has no per-consumer redelivery.
+    restore_unacked(qos_.take_all());
+    if (!consumers_.empty()) transport_.schedule_delivery();
+}
+
+void MemoryChannel::close() {
+    if (!open_) return;
+    open_ = false;
+    for (auto& consumer : consumers_) {
+        transport_.broker().detach_consumer(consumer.state, transport_.waker());
+    }
+    consumers_.clear();
+    restore_unacked(qos_.take_all());
+}
+
+}  // namespace kelp::memory
