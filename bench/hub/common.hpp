@@ -8,20 +8,53 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "kelp/hub.hpp"
 
 namespace kelp_bench {
 
+// A Hub on a forced back end; spelled out because a designated initializer
+// leaving on_error out trips -Wmissing-field-initializers on g++ 12.
+inline kelp::HubOptions hub_options(std::string poller) {
+    kelp::HubOptions options;
+    options.poller = std::move(poller);
+    return options;
+}
+
+// Back ends compared per library, best first (libuv has only epoll on Linux).
+inline const std::vector<std::string> kBackends{"epoll", "poll", "select"};
+
 // --- clocks ---------------------------------------------------------------
-std::int64_t wall_ns();  // CLOCK_MONOTONIC
-std::int64_t cpu_ns();   // CLOCK_PROCESS_CPUTIME_ID: all threads of this process
+std::int64_t wall_ns();        // CLOCK_MONOTONIC
+std::int64_t cpu_ns();         // CLOCK_PROCESS_CPUTIME_ID: all threads of this process
+std::int64_t thread_cpu_ns();  // CLOCK_THREAD_CPUTIME_ID
+
+// Wall and CPU time of one measured section. Where the section never blocks,
+// the ratios use CPU time: on a VM shared with other work, time spent
+// preempted lands in wall time only and says nothing about the loop.
+struct Elapsed {
+    std::int64_t wall_ns = 0;
+    std::int64_t cpu_ns = 0;
+};
+
+class Stopwatch {
+  public:
+    Stopwatch() : wall_start_(wall_ns()), cpu_start_(thread_cpu_ns()) {}
+    Elapsed elapsed() const { return {wall_ns() - wall_start_, thread_cpu_ns() - cpu_start_}; }
+
+  private:
+    std::int64_t wall_start_;
+    std::int64_t cpu_start_;
+};
 
 // --- failures ---------------------------------------------------------------
 // A count or invariant did not hold: print and exit nonzero at once, so a fast
 // wrong answer can never end up in a results table.
 [[noreturn]] void fail(const char* format, ...) __attribute__((format(printf, 1, 2)));
-#define KB_CHECK(cond, ...)                  \
-    do {                                     \
+#define KB_CHECK(cond, ...)                           \
+    do {                                              \
         if (!(cond)) ::kelp_bench::fail(__VA_ARGS__); \
     } while (0)
 
@@ -44,13 +77,21 @@ bool raise_fd_limit(std::uint64_t wanted, std::string& why_not);
 struct Options {
     long rounds = 1'000'000;                      // (a) ping-pong round trips
     long timers = 1'000'000;                      // (b)
+    long repeat = 1;                              // (b): child runs per implementation
     std::vector<long> pairs{100, 1'000, 10'000};  // (c) socket pair counts
     long active = 100;                            // (c) active pairs
     long writes = -1;                             // (c) forwarded writes; -1: = pairs
     long runs = 25;                               // (c)
     long wakeups = 200'000;                       // (d)
-    long slices = 4;                              // (a), (d): interleaved slices
+    long slices = 5;                              // (a), (d): interleaved slices
+    // Run only these implementations (e.g. {"kelp"} under callgrind); empty: all.
+    std::vector<std::string> only;
+
+    bool wants(const std::string& impl) const;
 };
+
+// Median of the values (0 if none): robust to the odd preempted run.
+double median(std::vector<double> values);
 
 // --- results ------------------------------------------------------------------
 enum class Role { kelp, anchor, reference };
@@ -63,12 +104,13 @@ struct Row {
 };
 
 // Prints "summary <label>: kelp/fastest-anchor = R" for the kelp row whose
-// backend matches `kelp_backend` against the best anchor row. `lower_is_better`
+// backend matches `kelp_backend` against the best anchor row (of
+// `anchor_backend` only, when given). `lower_is_better`
 // says which direction is "fastest"; the printed ratio is always
 // kelp_time / anchor_time, so below 1 means kelp is faster.
 void print_summary(const std::string& label, const std::vector<Row>& rows,
                    const std::string& kelp_backend, const char* unit, bool lower_is_better,
-                   double goal);
+                   double goal, const std::string& anchor_backend = {});
 
 std::string role_tag(Role role);
 

@@ -1,6 +1,7 @@
 #include "kelp/consumer.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 
 #include "kelp/connection.hpp"
@@ -32,8 +33,11 @@ Consumer::~Consumer() {
 }
 
 std::string Consumer::next_tag() {
-    return options_.tag_prefix + "-" + std::to_string(reinterpret_cast<std::uintptr_t>(this)) +
-           "-" + std::to_string(++tag_counter_);
+    // Unique in the process, and short: the tag is copied into every
+    // delivery, and a short string needs no allocation.
+    static std::atomic<std::uint64_t> counter{0};
+    ++tag_counter_;
+    return options_.tag_prefix + "." + std::to_string(++counter);
 }
 
 void Consumer::consume() {

@@ -7,7 +7,13 @@
 
 namespace kelp {
 
-Message::Message(Envelope envelope, DeliveryInfo info, std::weak_ptr<Channel> channel, bool no_ack)
+Message::Message() {
+    static const auto empty = std::make_shared<const Envelope>();
+    envelope_ = empty;
+}
+
+Message::Message(std::shared_ptr<const Envelope> envelope, DeliveryInfo info,
+                 std::weak_ptr<Channel> channel, bool no_ack)
     : envelope_(std::move(envelope)),
       info_(std::move(info)),
       channel_(std::move(channel)),
@@ -36,8 +42,8 @@ const char* state_name(MessageState state) {
 const Json& Message::payload() const {
     if (!payload_) {
         std::string decompressed;
-        std::string_view body = envelope_.body;
-        const Table& headers = envelope_.headers;
+        std::string_view body = envelope_->body;
+        const Table& headers = envelope_->headers;
         if (headers.is_object()) {
             auto compression = headers.find("compression");
             if (compression != headers.end() && compression->is_string()) {

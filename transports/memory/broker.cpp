@@ -217,12 +217,12 @@ void MemoryBroker::route_locked(const std::string& exchange, const std::string& 
     }
 }
 
-bool MemoryBroker::publish(Envelope envelope, const std::string& exchange,
+bool MemoryBroker::publish(std::shared_ptr<const Envelope> envelope, const std::string& exchange,
                            const std::string& routing_key) {
     std::lock_guard lock(mutex_);
     ++stats_.published;
     std::vector<QueueState*>& targets = target_buffer_;
-    route_locked(exchange, routing_key, envelope.headers, targets);
+    route_locked(exchange, routing_key, envelope->headers, targets);
     if (targets.empty()) {
         ++stats_.unroutable;
         return false;
@@ -242,18 +242,18 @@ bool MemoryBroker::publish(Envelope envelope, const std::string& exchange,
 }
 
 void MemoryBroker::store(QueueState& queue, StoredMessage message) {
-    const auto now = Clock::now();
     std::optional<std::chrono::milliseconds> ttl = queue.message_ttl;
-    if (const auto& expiration = message.envelope.properties.expiration) {
+    if (const auto& expiration = message.envelope->properties.expiration) {
         if (!ttl || *expiration < *ttl) ttl = expiration;
     }
-    message.expires_at = ttl ? std::optional(now + *ttl) : std::nullopt;
+    // The clock is read only for messages that can expire.
+    message.expires_at = ttl ? std::optional(Clock::now() + *ttl) : std::nullopt;
     std::size_t level = 0;
     if (queue.max_priority > 0) {
-        level = std::min<std::size_t>(message.envelope.properties.priority.value_or(0),
+        level = std::min<std::size_t>(message.envelope->properties.priority.value_or(0),
                                       queue.max_priority);
     }
-    queue.bytes += message.envelope.body.size();
+    queue.bytes += message.envelope->body.size();
     queue.levels[level].push_back(std::move(message));
     ++queue.size;
     // Overflow drops from the head, as RabbitMQ's default drop-head does.
@@ -267,7 +267,7 @@ void MemoryBroker::store(QueueState& queue, StoredMessage message) {
         StoredMessage dropped = std::move(lowest->front());
         lowest->pop_front();
         --queue.size;
-        queue.bytes -= dropped.envelope.body.size();
+        queue.bytes -= dropped.envelope->body.size();
         ++stats_.dropped_overflow;
         dead_letter_locked(queue, std::move(dropped), "maxlen");
     }
@@ -302,7 +302,7 @@ void MemoryBroker::expire_head_locked(QueueState& queue, Clock::time_point now) 
             StoredMessage expired = std::move(level->front());
             level->pop_front();
             --queue.size;
-            queue.bytes -= expired.envelope.body.size();
+            queue.bytes -= expired.envelope->body.size();
             ++stats_.expired;
             dead_letter_locked(queue, std::move(expired), "expired");
         }
@@ -312,7 +312,7 @@ void MemoryBroker::expire_head_locked(QueueState& queue, Clock::time_point now) 
 std::size_t MemoryBroker::pop(QueueState& queue, std::size_t max, std::vector<StoredMessage>& out) {
     std::lock_guard lock(mutex_);
     if (queue.deleted || queue.size == 0) return 0;
-    const auto now = Clock::now();
+    std::optional<Clock::time_point> now;  // read once, and only if needed
     std::size_t taken = 0;
     // Highest priority level first; FIFO within a level.
     for (auto level = queue.levels.rbegin(); level != queue.levels.rend() && taken < max; ++level) {
@@ -320,8 +320,8 @@ std::size_t MemoryBroker::pop(QueueState& queue, std::size_t max, std::vector<St
             StoredMessage message = std::move(level->front());
             level->pop_front();
             --queue.size;
-            queue.bytes -= message.envelope.body.size();
-            if (message.expired(now)) {
+            queue.bytes -= message.envelope->body.size();
+            if (message.expires_at && message.expired(now ? *now : *(now = Clock::now()))) {
                 ++stats_.expired;
                 dead_letter_locked(queue, std::move(message), "expired");
                 continue;
@@ -357,10 +357,10 @@ void MemoryBroker::restore(const std::string& name, std::vector<StoredMessage> m
         it->redelivered = it->redelivered || redelivered;
         std::size_t level = 0;
         if (queue->max_priority > 0) {
-            level = std::min<std::size_t>(it->envelope.properties.priority.value_or(0),
+            level = std::min<std::size_t>(it->envelope->properties.priority.value_or(0),
                                           queue->max_priority);
         }
-        queue->bytes += it->envelope.body.size();
+        queue->bytes += it->envelope->body.size();
         ++queue->size;
         queue->levels[level].push_front(std::move(*it));
     }
@@ -379,7 +379,9 @@ void MemoryBroker::dead_letter_locked(QueueState& queue, StoredMessage message,
                                       const char* reason) {
     if (!queue.dead_letter_exchange) return;  // no DLX: dropped, as in AMQP
     const std::string routing_key = queue.dead_letter_routing_key.value_or(message.routing_key);
-    Table& headers = message.envelope.headers;
+    // Envelopes are shared: dead-lettering changes a copy.
+    auto envelope = std::make_shared<Envelope>(*message.envelope);
+    Table& headers = envelope->headers;
     if (!headers.is_object()) headers = Table::object();
     // x-death as RabbitMQ writes it, newest first, counting repeats.
     Table& deaths = headers["x-death"];
@@ -399,7 +401,8 @@ void MemoryBroker::dead_letter_locked(QueueState& queue, StoredMessage message,
                                             {"routing-keys", Table::array({message.routing_key})},
                                             {"count", 1}});
     }
-    message.envelope.properties.expiration.reset();
+    envelope->properties.expiration.reset();
+    message.envelope = std::move(envelope);
     message.redelivered = false;
     std::vector<QueueState*> targets;
     const std::string& dlx = *queue.dead_letter_exchange;
@@ -407,7 +410,7 @@ void MemoryBroker::dead_letter_locked(QueueState& queue, StoredMessage message,
         if (QueueState* target = find_queue(routing_key)) targets.push_back(target);
     } else if (exchanges_.exists(dlx)) {
         std::vector<std::string> names;
-        exchanges_.route(dlx, routing_key, message.envelope.headers, names);
+        exchanges_.route(dlx, routing_key, message.envelope->headers, names);
         for (const auto& target_name : names) {
             if (QueueState* target = find_queue(target_name)) targets.push_back(target);
         }

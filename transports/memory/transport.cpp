@@ -155,14 +155,9 @@ std::uint64_t MemoryChannel::queue_delete(const std::string& queue, bool if_unus
 void MemoryChannel::basic_publish(Envelope envelope, const std::string& exchange,
                                   const std::string& routing_key, PublishFlags flags) {
     check_open();
-    if (!flags.mandatory) {
-        transport_.broker().publish(std::move(envelope), exchange, routing_key);
-        return;
-    }
-    // Kept aside only for mandatory publishes, which must be able to return it.
-    Envelope copy = envelope;
-    if (transport_.broker().publish(std::move(envelope), exchange, routing_key)) return;
-    ReturnedMessage returned{std::move(copy), exchange, routing_key, 312, "NO_ROUTE"};
+    auto shared = std::make_shared<const Envelope>(std::move(envelope));
+    if (transport_.broker().publish(shared, exchange, routing_key) || !flags.mandatory) return;
+    ReturnedMessage returned{*shared, exchange, routing_key, 312, "NO_ROUTE"};
     if (on_return_) {
         on_return_(returned);
         return;
@@ -180,22 +175,28 @@ std::string MemoryChannel::basic_consume(const std::string& queue, bool no_ack,
     std::string tag =
         consumer_tag.empty() ? "ctag-" + std::to_string(++tag_counter_) : consumer_tag;
     for (const auto& consumer : consumers_) {
-        if (consumer.tag == tag) {
+        if (!consumer->cancelled && consumer->tag == tag) {
             throw ChannelError("NOT_ALLOWED - consumer tag '" + tag + "' is already in use");
         }
     }
     auto state = transport_.broker().attach_consumer(queue, transport_.waker());
-    consumers_.push_back(ConsumerEntry{tag, queue, std::move(state), no_ack, std::move(callback)});
+    consumers_.push_back(std::make_unique<ConsumerEntry>(
+        ConsumerEntry{tag, queue, std::move(state), no_ack, std::move(callback)}));
     transport_.schedule_delivery();
     return tag;
 }
 
 void MemoryChannel::basic_cancel(const std::string& consumer_tag) {
-    auto it = std::find_if(consumers_.begin(), consumers_.end(),
-                           [&](const ConsumerEntry& c) { return c.tag == consumer_tag; });
-    if (it == consumers_.end()) return;
-    transport_.broker().detach_consumer(it->state, transport_.waker());
-    consumers_.erase(it);
+    for (auto& consumer : consumers_) {
+        if (consumer->cancelled || consumer->tag != consumer_tag) continue;
+        consumer->cancelled = true;
+        transport_.broker().detach_consumer(consumer->state, transport_.waker());
+    }
+    if (!delivering_) remove_cancelled();
+}
+
+void MemoryChannel::remove_cancelled() {
+    std::erase_if(consumers_, [](const auto& consumer) { return consumer->cancelled; });
 }
 
 Message MemoryChannel::make_message(virt::StoredMessage stored, const std::string& queue,
@@ -206,9 +207,9 @@ Message MemoryChannel::make_message(virt::StoredMessage stored, const std::strin
         info.delivery_tag = qos_.untracked_tag();
         return Message(std::move(stored.envelope), std::move(info), weak_from_this(), true);
     }
-    // The channel keeps its own copy until the message is settled, so it can
+    // The channel shares the envelope until the message is settled, so it can
     // put it back if the channel closes first.
-    Envelope envelope = stored.envelope;
+    auto envelope = stored.envelope;
     info.delivery_tag = qos_.append({queue, std::move(stored), true});
     return Message(std::move(envelope), std::move(info), weak_from_this(), false);
 }
@@ -216,15 +217,28 @@ Message MemoryChannel::make_message(virt::StoredMessage stored, const std::strin
 std::size_t MemoryChannel::deliver(std::size_t budget, bool& more) {
     std::size_t delivered = 0;
     std::size_t idle = 0;  // consumers in a row that had nothing
+    delivering_ = true;
+    struct EndDelivery {
+        MemoryChannel& channel;
+        ~EndDelivery() {
+            channel.delivering_ = false;
+            channel.remove_cancelled();
+        }
+    } end_delivery{*this};
     while (open_ && delivered < budget && !consumers_.empty() && qos_.can_consume() &&
            idle < consumers_.size()) {
         next_consumer_ %= consumers_.size();
-        ConsumerEntry& consumer = consumers_[next_consumer_];
+        ConsumerEntry& consumer = *consumers_[next_consumer_];
         // Next time the next consumer starts: one message each in turn, so
         // no queue starves another.
         ++next_consumer_;
+        if (consumer.cancelled) {
+            ++idle;
+            continue;
+        }
         if (consumer.state->deleted) {
-            basic_cancel(std::string(consumer.tag));
+            basic_cancel(consumer.tag);
+            ++idle;
             continue;
         }
         popped_.clear();
@@ -233,14 +247,11 @@ std::size_t MemoryChannel::deliver(std::size_t budget, bool& more) {
             continue;
         }
         idle = 0;
-        // Copies: the callback may cancel this consumer, invalidating it.
-        const std::string tag = consumer.tag;
-        const std::string queue = consumer.queue;
-        DeliveryCallback callback = consumer.callback;
-        Message message = make_message(std::move(popped_.front()), queue, tag, consumer.no_ack);
+        Message message =
+            make_message(std::move(popped_.front()), consumer.queue, consumer.tag, consumer.no_ack);
         transport_.count_delivery();
         ++delivered;
-        callback(message);
+        consumer.callback(message);
     }
     more = open_ && !consumers_.empty() && qos_.can_consume() && idle < consumers_.size();
     return delivered;
@@ -304,9 +315,11 @@ void MemoryChannel::close() {
     if (!open_) return;
     open_ = false;
     for (auto& consumer : consumers_) {
-        transport_.broker().detach_consumer(consumer.state, transport_.waker());
+        if (consumer->cancelled) continue;
+        consumer->cancelled = true;
+        transport_.broker().detach_consumer(consumer->state, transport_.waker());
     }
-    consumers_.clear();
+    if (!delivering_) consumers_.clear();
     restore_unacked(qos_.take_all());
 }
 

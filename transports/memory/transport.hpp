@@ -93,6 +93,7 @@ class MemoryChannel final : public Channel {
         std::shared_ptr<QueueState> state;
         bool no_ack;
         DeliveryCallback callback;
+        bool cancelled = false;
     };
 
     void check_open() const;
@@ -102,7 +103,12 @@ class MemoryChannel final : public Channel {
 
     MemoryTransport& transport_;
     virt::QoS qos_;
-    std::vector<ConsumerEntry> consumers_;
+    void remove_cancelled();
+
+    // unique_ptr: a callback that runs may add or cancel consumers, and its
+    // own entry must stay put until it returns (removal waits for that).
+    std::vector<std::unique_ptr<ConsumerEntry>> consumers_;
+    bool delivering_ = false;
     std::size_t next_consumer_ = 0;  // round-robin position
     std::uint64_t tag_counter_ = 0;
     std::vector<virt::StoredMessage> popped_;

@@ -61,23 +61,25 @@ enum class MessageState : std::uint8_t { received, acked, rejected, requeued, au
 
 class Message {
   public:
-    Message() = default;
-    Message(Envelope envelope, DeliveryInfo info, std::weak_ptr<Channel> channel, bool no_ack);
+    Message();
+    // The envelope is shared with the channel's unacked record, not copied:
+    // a received message costs one allocation however often it is handed on.
+    Message(std::shared_ptr<const Envelope> envelope, DeliveryInfo info,
+            std::weak_ptr<Channel> channel, bool no_ack);
     Message(Message&&) noexcept = default;
     Message& operator=(Message&&) noexcept = default;
     Message(const Message&) = delete;
     Message& operator=(const Message&) = delete;
 
-    const std::string& body() const { return envelope_.body; }
-    const Table& headers() const { return envelope_.headers; }
-    const Properties& properties() const { return envelope_.properties; }
-    const std::string& content_type() const { return envelope_.properties.content_type; }
-    const std::string& content_encoding() const { return envelope_.properties.content_encoding; }
+    const std::string& body() const { return envelope_->body; }
+    const Table& headers() const { return envelope_->headers; }
+    const Properties& properties() const { return envelope_->properties; }
+    const std::string& content_type() const { return envelope_->properties.content_type; }
+    const std::string& content_encoding() const { return envelope_->properties.content_encoding; }
     const DeliveryInfo& delivery_info() const { return info_; }
     std::uint64_t delivery_tag() const { return info_.delivery_tag; }
     bool redelivered() const { return info_.redelivered; }
-    const Envelope& envelope() const { return envelope_; }
-    Envelope& envelope() { return envelope_; }
+    const Envelope& envelope() const { return *envelope_; }
 
     // The body decompressed (when the `compression` header says so) and
     // decoded by its content type: a Json value for JSON and msgpack, a Json
@@ -98,7 +100,7 @@ class Message {
   private:
     void settle(MessageState next, const char* verb);
 
-    Envelope envelope_;
+    std::shared_ptr<const Envelope> envelope_;
     DeliveryInfo info_;
     mutable std::optional<Json> payload_;
     std::weak_ptr<Channel> channel_;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -14,7 +15,9 @@ namespace kelp::virt {
 
 struct StoredMessage {
     using Clock = std::chrono::steady_clock;
-    Envelope envelope;
+    // Shared, never modified in place: a change (dead-lettering adds x-death)
+    // makes a new envelope.
+    std::shared_ptr<const Envelope> envelope;
     std::string exchange;
     std::string routing_key;
     std::optional<Clock::time_point> expires_at;
