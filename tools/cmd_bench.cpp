@@ -124,7 +124,9 @@ ArgParser bench_parser() {
         .option("queue", "Q", "the queue to use (default kelp.bench)")
         .option("timeout", "SECONDS",
                 "give up consuming after this long without a message\n(default 30)")
-        .flag("persistent", "publish with delivery mode 2 (default transient)")
+        .flag("persistent",
+              "a durable queue and delivery mode 2 (default: non-durable\nqueue, transient "
+              "messages)")
         .flag("quiet", "no progress line", 'q')
         .epilog(
             "exit: 0 when every message came back once; 4 when any was lost, doubled or\n"
@@ -161,9 +163,8 @@ int run_bench(const Args& args) {
     kelp::QueueOptions queue_options;
     queue_options.durable = args.has("persistent");
     const kelp::Queue queue{queue_name, queue_options};
-    kelp::Channel& channel = conn.default_channel();
-    channel.queue_declare(queue);
-    if (const auto stale = channel.queue_purge(queue_name); stale != 0) {
+    conn.default_channel().queue_declare(queue);
+    if (const auto stale = conn.default_channel().queue_purge(queue_name); stale != 0) {
         fmt::print(stderr, "kelp bench: purged {} old message{} from '{}'\n", stale,
                    stale == 1 ? "" : "s", queue_name);
     }
@@ -231,9 +232,10 @@ int run_bench(const Args& args) {
         const auto sequence = sequence_of(message.body(), run);
         if (!sequence || *sequence >= total) {
             ++foreign;
-        } else if (seen[*sequence]++ != 0) {
+        } else if (seen[*sequence] != 0) {
             ++doubled;
         } else {
+            seen[*sequence] = 1;
             ++unique;
         }
         message.ack();
@@ -272,6 +274,7 @@ int run_bench(const Args& args) {
     // channel hands back what it held) was delivered twice or never came.
     consumer.cancel();
     consumer.channel().close();
+    kelp::Channel& channel = conn.default_channel();
     const std::uint64_t left = channel.queue_declare(queue, /*passive=*/true).message_count;
     channel.queue_delete(queue_name);
     conn.close();

@@ -1,11 +1,14 @@
 // kelp consume: receive messages and print each as one JSON object per line.
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
-#include <kelp/compression.hpp>
 #include <string>
 #include <vector>
+
+#include <kelp/compression.hpp>
 
 #include "common.hpp"
 

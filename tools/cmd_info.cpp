@@ -3,10 +3,12 @@
 #include <fmt/core.h>
 
 #include <chrono>
-#include <kelp/compression.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <kelp/compression.hpp>
 
 #include "common.hpp"
 

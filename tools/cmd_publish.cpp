@@ -2,11 +2,13 @@
 #include <fmt/core.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
-#include <kelp/compression.hpp>
 #include <string>
+
+#include <kelp/compression.hpp>
 
 #include "common.hpp"
 
@@ -118,6 +120,20 @@ int run_publish(const Args& args) {
     if (topology.queue) options.declare.push_back(*topology.queue);
     const auto count = static_cast<std::uint64_t>(args.integer_or("count", 1, 1, INT64_MAX));
     const bool quiet = args.has("quiet");
+
+    if (!topology.exchange) {
+        // The default exchange routes by queue name only: without one the
+        // message would vanish without a word.
+        if (topology.routing_key.empty()) {
+            throw UsageError("nothing to route to: give --queue, --routing-key or --exchange");
+        }
+        if (topology.queue && topology.routing_key != topology.queue->name) {
+            fmt::print(stderr,
+                       "kelp publish: note: on the default exchange, routing key '{}' does not "
+                       "reach queue '{}'\n",
+                       topology.routing_key, topology.queue->name);
+        }
+    }
 
     kelp::Connection conn{url};
     require_exchange_type(conn, topology);

@@ -90,21 +90,24 @@ void read_byte(int fd) {
     if (read(fd, &byte, 1) != 1) fail("read(fd %d): %s", fd, std::strerror(errno));
 }
 
-bool raise_fd_limit(std::uint64_t wanted, std::string& why_not) {
+std::uint64_t raise_fd_limit(std::uint64_t wanted, std::string& why_not) {
     rlimit limit{};
     if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
         why_not = std::string("getrlimit: ") + std::strerror(errno);
-        return false;
+        return 0;
     }
-    if (limit.rlim_cur >= wanted) return true;
+    if (limit.rlim_cur >= wanted) return limit.rlim_cur;
     rlimit raised = limit;
     raised.rlim_cur = wanted;
     if (raised.rlim_max < wanted) raised.rlim_max = wanted;  // needs CAP_SYS_RESOURCE
-    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return true;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return wanted;
     why_not = "setrlimit(RLIMIT_NOFILE, " + std::to_string(wanted) + "): " + std::strerror(errno) +
-              " (hard limit " + std::to_string(static_cast<unsigned long long>(limit.rlim_max)) +
-              ")";
-    return false;
+              ", hard limit " + std::to_string(static_cast<unsigned long long>(limit.rlim_max));
+    // Up to the hard limit needs no privilege.
+    raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return limit.rlim_max;
+    return limit.rlim_cur;
 }
 
 double median(std::vector<double> values) {

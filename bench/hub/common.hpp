@@ -71,7 +71,9 @@ bool fd_is_empty(int fd);
 void write_byte(int fd);
 void read_byte(int fd);
 // Raises RLIMIT_NOFILE (soft, and hard when allowed) to at least `wanted`.
-bool raise_fd_limit(std::uint64_t wanted, std::string& why_not);
+// Returns the soft limit now in effect; when that is below `wanted`,
+// `why_not` says why (and the soft limit was raised as far as allowed).
+std::uint64_t raise_fd_limit(std::uint64_t wanted, std::string& why_not);
 
 // --- options ------------------------------------------------------------------
 struct Options {

@@ -15,6 +15,8 @@ namespace kelp_bench {
 // Loop-internal fds (epoll fd, wake-up eventfd or pipe, ...) sit above the
 // socket pairs' fds; this much headroom keeps select honest.
 constexpr int kInternalFdHeadroom = 16;
+// Beyond the socket pairs' 2N fds: stdio plus every live loop's own fds.
+constexpr long kFdHeadroom = 64;
 
 struct Bench {
     std::vector<FdPair> pairs;

@@ -93,6 +93,9 @@ struct Run {
     // One-thread shapes: that thread's CPU; two-thread shapes: the whole
     // process's (producer and consumer together).
     std::int64_t cpu_ns = 0;
+    // Two threads, drain_events: the longest single call. Far above the
+    // average means a call sat in its poll after delivering.
+    std::int64_t longest_drain_ns = 0;
 
     double wall_rate() const { return wall_ns > 0 ? 1e9 * double(messages) / double(wall_ns) : 0; }
     double cpu_rate() const { return cpu_ns > 0 ? 1e9 * double(messages) / double(cpu_ns) : 0; }

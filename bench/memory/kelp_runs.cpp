@@ -3,6 +3,7 @@
 // callback that acks).
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <exception>
@@ -107,16 +108,20 @@ Run kelp_two_threads(const Options& options, int round, bool use_hub) {
 
     const std::int64_t wall0 = wall_ns();
     const std::int64_t cpu0 = process_cpu_ns();
+    std::int64_t longest_drain = 0;
     if (use_hub) {
         // A safety net: a lost message ends the loop and fails the tally.
         kelp::Handle guard = hub.call_later(300s, [&] { hub.stop(); });
         hub.run_forever();
         guard.cancel();
     } else {
-        while (tally.count() < total && !producer_failed)
+        while (tally.count() < total && !producer_failed) {
+            const std::int64_t start = wall_ns();
             conn.drain_events(drain_timeout);
+            longest_drain = std::max(longest_drain, wall_ns() - start);
+        }
     }
-    const Run run{total, wall_ns() - wall0, process_cpu_ns() - cpu0};
+    const Run run{total, wall_ns() - wall0, process_cpu_ns() - cpu0, longest_drain};
     producer_thread.join();
     if (producer_error) std::rethrow_exception(producer_error);
     check_tally(tally, use_hub ? "kelp two threads (Hub)" : "kelp two threads (drain_events)");

@@ -111,9 +111,11 @@ std::string grouped(double value) {
     std::string digits = std::to_string(static_cast<long long>(value + 0.5));
     std::string out;
     const std::size_t lead = digits.size() % 3 == 0 ? 3 : digits.size() % 3;
-    out += digits.substr(0, lead);
-    for (std::size_t i = lead; i < digits.size(); i += 3)
-        out += "," + digits.substr(i, 3);
+    out.append(digits, 0, lead);
+    for (std::size_t i = lead; i < digits.size(); i += 3) {
+        out += ',';
+        out.append(digits, i, 3);
+    }
     return out;
 }
 
@@ -150,6 +152,14 @@ void print_run(int round, const char* name, const Run& run) {
                 round, name, grouped(double(run.messages)).c_str(), double(run.wall_ns) / 1e6,
                 grouped(run.wall_rate()).c_str(), double(run.cpu_ns) / 1e6,
                 grouped(run.cpu_rate()).c_str());
+    // A second is far beyond any hand-off here: the call must have sat in its
+    // poll after delivering, which inflates this row's wall time.
+    if (run.longest_drain_ns > 1'000'000'000) {
+        std::printf(
+            "           NOTE: one drain_events call took %.1f s: it delivered a message and "
+            "then still waited in poll until its timeout\n",
+            double(run.longest_drain_ns) / 1e9);
+    }
     std::fflush(stdout);
 }
 

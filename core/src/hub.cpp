@@ -396,7 +396,8 @@ void Hub::run_ticks() {
     std::erase_if(ticks_, [this](auto entry) { return !slot_live(entry.first, entry.second); });
     // Index loop: a tick callback may add another tick (runs from next time).
     const std::size_t count = ticks_.size();
-    for (std::size_t i = 0; i < count; ++i) {
+    // close() from a tick empties ticks_: re-check the size on every turn.
+    for (std::size_t i = 0; i < count && i < ticks_.size(); ++i) {
         auto [index, generation] = ticks_[i];
         if (!slot_live(index, generation)) continue;
         Callback callback = std::move(slots_[index].callback);
@@ -456,6 +457,8 @@ void Hub::iterate(Clock::duration timeout) {
     run_timers();
     run_soon();
     run_ticks();
+    // A callback may have closed the Hub: nothing is left to wait for.
+    if (closed_) return;
     poll_and_dispatch(poll_timeout(timeout));
 }
 

@@ -423,11 +423,11 @@ Options validate_options(const Url& url, std::span<const OptionSpec> specs,
                 }
             }
             if (auto near = closest_match(key, names)) suggestion = near;
-            if (suggestion) message += "; did you mean '" + *suggestion + "'?";
+            message += suggestion ? "; did you mean '" + *suggestion + "'? " : std::string("; ");
             if (listed.empty())
-                message += "; " + transport + " takes no options";
+                message += transport + " takes no options";
             else
-                message += " known options: " + join_names(listed);
+                message += "known options: " + join_names(listed);
             throw UrlError(message + in_url);
         }
 

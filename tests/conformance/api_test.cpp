@@ -64,17 +64,38 @@ TEST_SUITE("conformance") {
         Scope scope;
         kelp::Connection conn{test_url()};
         kelp::SimpleQueue queue{conn, scope.queue_name("nowait")};
-        CHECK_FALSE(queue.get_nowait().has_value());
-        queue.put("first");
-        auto first = queue.get(5s);
-        REQUIRE(first.has_value());
-        first->ack();
-        queue.put("second");
-        CHECK(queue.qsize() == 1);
-        auto second = queue.get_nowait();
-        REQUIRE(second.has_value());
-        CHECK(second->body() == "second");
-        second->ack();
+        // An idle queue, polled a few times: nothing, and no waiting either.
+        for (int i = 0; i < 3; ++i) {
+            const auto started = Clock::now();
+            CHECK_FALSE(queue.get_nowait().has_value());
+            CHECK(since(started) < 100ms);
+        }
+        queue.put("waiting");
+        REQUIRE(queue.qsize() == 1);
+        auto message = queue.get_nowait();
+        REQUIRE_MESSAGE(message.has_value(), "get_nowait missed a message that qsize() counted");
+        CHECK(message->body() == "waiting");
+        message->ack();
+    }
+
+    TEST_CASE("SimpleQueue get(timeout) returns as soon as a message is there") {
+        Scope scope;
+        kelp::Connection conn{test_url()};
+        kelp::SimpleQueue queue{conn, scope.queue_name("prompt")};
+        for (int round = 0; round < 3; ++round) {
+            CAPTURE(round);
+            // Idle first, as a worker is between messages.
+            CHECK_FALSE(queue.get(20ms).has_value());
+            queue.put("m" + std::to_string(round));
+            const auto started = Clock::now();
+            auto message = queue.get(2s);
+            const auto waited = since(started);
+            REQUIRE(message.has_value());
+            CHECK(message->body() == "m" + std::to_string(round));
+            CHECK_MESSAGE(waited < 1000ms,
+                          "get(2s) took " << waited.count() << " ms for a waiting message");
+            message->ack();
+        }
     }
 
     TEST_CASE("SimpleQueue close returns unacked messages") {
@@ -90,10 +111,14 @@ TEST_SUITE("conformance") {
             queue.close();
         }
         kelp::SimpleQueue again{conn, name};
-        auto message = again.get(5s);
+        const auto started = Clock::now();
+        auto message = again.get(2s);
+        const auto waited = since(started);
         REQUIRE(message.has_value());
         CHECK(message->body() == "kept");
         CHECK(message->redelivered());
+        CHECK_MESSAGE(waited < 1000ms,
+                      "get(2s) took " << waited.count() << " ms for a waiting message");
         message->ack();
     }
 

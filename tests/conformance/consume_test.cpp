@@ -76,6 +76,37 @@ TEST_SUITE("conformance") {
         CHECK(drain_until(conn, [&] { return acked + rest == 20; }));
     }
 
+    TEST_CASE("drain_events returns as soon as a message is delivered") {
+        Scope scope;
+        kelp::Connection conn{test_url()};
+        const kelp::Queue queue = scope.queue("prompt-drain");
+        kelp::Producer producer{conn};
+        constexpr int count = 4;
+        for (int i = 0; i < count; ++i)
+            producer.publish(std::to_string(i), {.routing_key = queue.name, .declare = {queue}});
+        // prefetch 1 and the ack after drain_events returns: the way a
+        // worker handles one message at a time.
+        std::vector<kelp::Message> held;
+        kelp::Consumer consumer{conn,
+                                {queue},
+                                [&](kelp::Message& m) { held.push_back(std::move(m)); },
+                                {.prefetch_count = 1}};
+        consumer.consume();
+        for (int i = 0; i < count; ++i) {
+            CAPTURE(i);
+            const auto started = Clock::now();
+            conn.drain_events(2s);
+            const auto waited =
+                std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+            REQUIRE(held.size() == static_cast<std::size_t>(i + 1));
+            CHECK(held.back().body() == std::to_string(i));
+            CHECK_MESSAGE(waited < 1000ms, "drain_events(2s) took " << waited.count()
+                                                                    << " ms to deliver a waiting "
+                                                                       "message");
+            held.back().ack();
+        }
+    }
+
     TEST_CASE("one consumer on three queues serves them in turn") {
         Scope scope;
         kelp::Connection conn{test_url()};
@@ -99,13 +130,18 @@ TEST_SUITE("conformance") {
         std::vector<int> order;  // queue index of each delivery
         std::vector<int> next(3, 0);
         int out_of_order = 0;
-        kelp::Consumer consumer{conn, queues, [&](kelp::Message& m) {
+        // A bounded prefetch, as real workers use: without one an AMQP broker
+        // pushes each queue's backlog as fast as it can, in bursts.
+        kelp::Consumer consumer{conn,
+                                queues,
+                                [&](kelp::Message& m) {
                                     const int q = index.at(m.delivery_info().queue);
                                     if (std::stoi(m.body()) != next[q]) ++out_of_order;
                                     ++next[q];
                                     order.push_back(q);
                                     m.ack();
-                                }};
+                                },
+                                {.prefetch_count = 10}};
         consumer.consume();
         REQUIRE(drain_until(conn, [&] { return order.size() >= 3 * per_queue; }));
         CHECK(order.size() == 3 * per_queue);

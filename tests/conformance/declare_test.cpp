@@ -86,6 +86,57 @@ TEST_SUITE("conformance") {
         CHECK_NOTHROW(conn.channel()->queue_declare(kelp::Queue{name}));
     }
 
+    TEST_CASE("redeclaring an exchange with another type fails with ChannelError") {
+        Scope scope;
+        kelp::Connection conn{test_url()};
+        const std::string name = scope.exchange_name("retype");
+        conn.channel()->exchange_declare(kelp::Exchange{name, kelp::ExchangeType::direct});
+        kelp::Exchange changed{name, kelp::ExchangeType::direct};
+        if (conn.capabilities().exchange_fanout) {
+            changed.type = kelp::ExchangeType::fanout;
+        } else if (conn.capabilities().exchange_topic) {
+            changed.type = kelp::ExchangeType::topic;
+        } else {
+            changed.durable = false;  // the one difference every transport can see
+        }
+        CHECK_THROWS_AS(conn.channel()->exchange_declare(changed), kelp::ChannelError);
+        CHECK_NOTHROW(
+            conn.channel()->exchange_declare(kelp::Exchange{name, kelp::ExchangeType::direct}));
+    }
+
+    TEST_CASE("queue_unbind stops routing") {
+        Scope scope;
+        kelp::Connection conn{test_url()};
+        const kelp::Exchange exchange{scope.exchange_name("unbind")};
+        const kelp::Queue queue{scope.queue_name("unbind"), exchange, "k"};
+        conn.maybe_declare(queue);
+        kelp::Producer producer{conn, {.exchange = exchange}};
+        producer.publish("bound", {.routing_key = "k"});
+        conn.default_channel().queue_unbind(queue.name, exchange.name, "k");
+        producer.publish("unbound", {.routing_key = "k"});
+        CHECK(collect(conn, {queue.name}).at(queue.name) == std::vector<std::string>{"bound"});
+    }
+
+    TEST_CASE("queue_delete honours if_empty and if_unused") {
+        Scope scope;
+        kelp::Connection conn{test_url()};
+        const kelp::Queue queue = scope.queue("delete-if");
+        kelp::Producer producer{conn};
+        producer.publish("x", {.routing_key = queue.name, .declare = {queue}});
+        REQUIRE(wait_for_count(conn.default_channel(), queue, 1) == 1);
+        CHECK_THROWS_AS(conn.channel()->queue_delete(queue.name, false, /*if_empty=*/true),
+                        kelp::ChannelError);
+        {
+            kelp::Consumer consumer{conn, {queue}, [](kelp::Message&) {}};
+            consumer.consume();
+            CHECK_THROWS_AS(conn.channel()->queue_delete(queue.name, /*if_unused=*/true),
+                            kelp::ChannelError);
+        }
+        // Still there, message and all (the consumer's channel gave it back).
+        CHECK(wait_for_count(conn.default_channel(), queue, 1) == 1);
+        CHECK(conn.channel()->queue_delete(queue.name) == 1);
+    }
+
     TEST_CASE("queue_delete removes the queue and reports its messages") {
         Scope scope;
         kelp::Connection conn{test_url()};

@@ -231,6 +231,32 @@ TEST_SUITE("conformance") {
         }
     }
 
+    TEST_CASE("a no_ack consumer's messages are settled on delivery") {
+        Scope scope;
+        const kelp::Queue queue = scope.queue("no-ack");
+        int received = 0;
+        {
+            kelp::Connection conn{test_url()};
+            kelp::Producer producer{conn};
+            for (int i = 0; i < 3; ++i)
+                producer.publish(std::to_string(i),
+                                 {.routing_key = queue.name, .declare = {queue}});
+            kelp::Consumer consumer{conn,
+                                    {queue},
+                                    [&](kelp::Message& m) {
+                                        CHECK(m.state() == kelp::MessageState::auto_acked);
+                                        CHECK(m.settled());
+                                        ++received;
+                                    },
+                                    {.no_ack = true}};
+            consumer.consume();
+            REQUIRE(drain_until(conn, [&] { return received == 3; }));
+        }
+        // Closed without any ack: nothing comes back.
+        kelp::Connection conn{test_url()};
+        CHECK(collect(conn, {queue.name}).at(queue.name).empty());
+    }
+
     TEST_CASE("basic_get returns a message or nothing") {
         Scope scope;
         kelp::Connection conn{test_url()};
@@ -256,6 +282,8 @@ TEST_SUITE("conformance") {
         CHECK(automatic->body() == "auto");
         CHECK(automatic->state() == kelp::MessageState::auto_acked);
         CHECK_NOTHROW(automatic->ack());  // allowed, does nothing (as in Kombu)
+        CHECK_THROWS_AS(automatic->reject(), kelp::MessageStateError);
+        CHECK_THROWS_AS(automatic->requeue(), kelp::MessageStateError);
         channel->close();
 
         // Neither comes back: one acked, one taken without ack.

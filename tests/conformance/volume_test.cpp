@@ -53,7 +53,8 @@ TEST_SUITE("conformance") {
                 conn, [&] { return unique == count; }, 60s));
         }
         // Anything still in the queue (a double) arrives before the sentinel.
-        for (const auto& body : collect(conn, {queue.name}).at(queue.name))
+        const auto rest = collect(conn, {queue.name});
+        for (const auto& body : rest.at(queue.name))
             count_one(body);
         CHECK(unique == count);
         CHECK(doubled == 0);
@@ -134,10 +135,7 @@ TEST_SUITE("conformance") {
         CHECK(all);
         consumer.cancel();
         // A double still on its way arrives before the sentinel.
-        for (const auto& body : collect(conn, {queue.name}).at(queue.name)) {
-            (void)body;
-            ++doubled;
-        }
+        doubled += static_cast<int>(collect(conn, {queue.name}).at(queue.name).size());
         CHECK(finished == producers);
         CHECK(received == producers * per_producer);
         CHECK(doubled == 0);

@@ -145,7 +145,7 @@ TEST_SUITE("compression") {
 
     TEST_CASE("every method round-trips, by name, alias and MIME type") {
         const std::vector<std::string> payloads = {
-            "", "hello", std::string(1000, '\0'), all_bytes(), random_bytes(100000, 3),
+            "", "hello", std::string(1000, '\0'), all_bytes(), random_bytes(5000, 3),
         };
         for (const auto& method : methods()) {
             if (!kelp::compression_available(method.name)) continue;
@@ -153,7 +153,10 @@ TEST_SUITE("compression") {
             keys.push_back(method.name);
             keys.push_back(method.mime);
             for (const char* key : keys) {
-                for (const auto& payload : payloads) {
+                // Each call sets up a whole encoder (about 90 MiB for lzma's
+                // preset 6), so only the MIME type gets every payload.
+                const bool all = std::string_view(key) == method.mime;
+                for (const auto& payload : all ? payloads : std::vector<std::string>{"hello"}) {
                     CAPTURE(key);
                     CAPTURE(payload.size());
                     const std::string packed = kelp::compress(key, payload);
@@ -273,7 +276,7 @@ TEST_SUITE("compression") {
 
     TEST_CASE("the decompression-bomb limit") {
         CHECK(kelp::default_max_decompressed_size == std::size_t{256} << 20);
-        const std::size_t size = std::size_t{8} << 20;
+        const std::size_t size = std::size_t{4} << 20;
         const std::string zeros(size, '\0');
         for (const auto& method : methods()) {
             if (!kelp::compression_available(method.name)) continue;

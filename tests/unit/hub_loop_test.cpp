@@ -130,6 +130,27 @@ TEST_SUITE("hub") {
         CHECK(runs == 2);
     }
 
+    TEST_CASE("has_pending_callbacks reports queued call_soon work") {
+        kelp::Hub hub;
+        fail_on_callback_error(hub);
+        CHECK_FALSE(hub.has_pending_callbacks());
+        hub.call_soon([] {});
+        CHECK(hub.has_pending_callbacks());
+        hub.run_once(0ms);
+        CHECK_FALSE(hub.has_pending_callbacks());
+
+        std::thread([&] { hub.call_soon_threadsafe([] {}); }).join();
+        CHECK(hub.has_pending_callbacks());
+        hub.run_once(0ms);
+        CHECK_FALSE(hub.has_pending_callbacks());
+
+        // Timers and ticks are not call_soon work.
+        hub.call_later(1h, [] {});
+        auto tick = hub.on_tick([] {});
+        CHECK_FALSE(hub.has_pending_callbacks());
+        tick.cancel();
+    }
+
     TEST_CASE("call_soon handles can be cancelled, also by an earlier callback") {
         kelp::Hub hub;
         fail_on_callback_error(hub);
@@ -596,7 +617,8 @@ TEST_SUITE("hub") {
             ++iterations;
         }
         killer.join();
-        CHECK(sigusr1_seen.load() - signals_before == 3);
+        // Standard signals do not queue: under load some of the three merge.
+        CHECK(sigusr1_seen.load() - signals_before >= 1);
         REQUIRE(fired);
         CHECK(fired_at - start >= 100ms);
         CHECK(fired_at - start < 1s);

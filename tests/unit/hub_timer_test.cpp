@@ -43,6 +43,47 @@ RepeatRun measure_repeating(Clock::duration interval, std::size_t wanted,
     return result;
 }
 
+// Share of plain sleep_until wake-ups on a 10 ms grid (no Hub involved) that
+// come more than 4 ms late: the machine's own scheduling noise right now.
+double os_late_share() {
+    constexpr int samples = 31;
+    const auto start = Clock::now();
+    int late = 0;
+    for (int k = 1; k <= samples; ++k) {
+        const auto target = start + 10ms * k;
+        std::this_thread::sleep_until(target);
+        if (Clock::now() - target > 4ms) ++late;
+    }
+    return static_cast<double>(late) / samples;
+}
+
+// Timing checks need a machine that keeps a 10 ms beat itself. An attempt that
+// fails counts only if plain sleeps kept that beat just before and after it;
+// two such failures fail the test. A machine too loaded for any conclusive
+// attempt (a busy 2-core VM) is reported, not failed: it says nothing about
+// the Hub. `attempt(n)` returns whether the timing held.
+template <class Attempt>
+void check_timing(const std::string& what, Attempt attempt) {
+    constexpr double max_noise = 0.1;
+    int conclusive_failures = 0;
+    double noise_before = os_late_share();
+    for (int n = 1; n <= 5; ++n) {
+        if (attempt(n)) return;
+        const double noise_after = os_late_share();
+        const bool conclusive = noise_before <= max_noise && noise_after <= max_noise;
+        MESSAGE(what << ": attempt " << n << " failed; plain 10 ms sleeps late before/after: "
+                     << noise_before * 100 << "% / " << noise_after * 100 << "%"
+                     << std::string(conclusive ? "" : " (too noisy to count)"));
+        if (conclusive && ++conclusive_failures == 2) break;
+        noise_before = noise_after;
+    }
+    if (conclusive_failures == 0) {
+        MESSAGE(what << ": machine too loaded to judge (no conclusive attempt); not checked");
+        return;
+    }
+    FAIL_CHECK(what << " failed on a machine quiet enough to judge it");
+}
+
 }  // namespace
 
 TEST_SUITE("hub") {
@@ -328,8 +369,7 @@ TEST_SUITE("hub") {
         // the phase, so it is measured modulo the interval. Accumulated lateness
         // against first + (k-1) * interval is reported too, and checked when no
         // slot was skipped.
-        bool steady = false;
-        for (int attempt = 1; attempt <= 3 && !steady; ++attempt) {
+        check_timing("call_repeatedly drift", [&](int attempt) {
             CAPTURE(attempt);
             const auto result = measure_repeating(interval, wanted, slow_sometimes);
             REQUIRE(result.runs.size() == wanted);
@@ -360,11 +400,9 @@ TEST_SUITE("hub") {
             MESSAGE("attempt " << attempt << ": " << on_grid << "/" << wanted
                                << " runs on the grid, " << skipped << " slots skipped, mean period "
                                << mean_period_ms << " ms, worst drift " << worst_drift_ms << " ms");
-            steady =
-                on_grid * 10 >= wanted * 8 &&
-                (skipped > 0 || (worst_drift_ms < 8.0 && std::abs(mean_period_ms - 10.0) < 0.3));
-        }
-        CHECK(steady);
+            return on_grid * 10 >= wanted * 8 &&
+                   (skipped > 0 || (worst_drift_ms < 8.0 && std::abs(mean_period_ms - 10.0) < 0.3));
+        });
     }
 
     TEST_CASE("call_repeatedly skips runs that fell wholly behind instead of bunching") {
@@ -374,8 +412,7 @@ TEST_SUITE("hub") {
         const auto slow_first = [](std::size_t run) {
             if (run == 1) std::this_thread::sleep_for(55ms);
         };
-        bool spaced = false;
-        for (int attempt = 1; attempt <= 3 && !spaced; ++attempt) {
+        check_timing("call_repeatedly skipping", [&](int attempt) {
             CAPTURE(attempt);
             const auto result = measure_repeating(interval, wanted, slow_first);
             REQUIRE(result.runs.size() == wanted);
@@ -398,8 +435,7 @@ TEST_SUITE("hub") {
             }
             MESSAGE("attempt " << attempt << ": close gaps " << close_gaps << ", off grid "
                                << off_grid);
-            spaced = close_gaps <= 1 && off_grid <= 1;
-        }
-        CHECK(spaced);
+            return close_gaps <= 1 && off_grid <= 1;
+        });
     }
 }

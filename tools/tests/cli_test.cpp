@@ -8,10 +8,11 @@
 
 #include <cstdio>
 #include <iostream>
-#include <kelp/kelp.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <kelp/kelp.hpp>
 
 #include "../args.hpp"
 #include "../common.hpp"
@@ -234,6 +235,27 @@ TEST_CASE("exchanges: topic routing, headers bindings, mandatory returns") {
                     "--mandatory", "-q", "no match"})
               .code == 4);
     CHECK(purge(url, "hq") == "1\n");
+}
+
+TEST_CASE("a closed stdout stops consume without acking the unprinted message") {
+    const std::string url = "memory://cli-closed";
+    REQUIRE(kelp_run({"publish", url, "--queue", "q", "--count", "3", "-q", "m"}).code == 0);
+
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    ::close(fds[0]);  // nobody reads: the first write fails with EPIPE
+    std::fflush(stdout);
+    const int saved = ::dup(STDOUT_FILENO);
+    ::dup2(fds[1], STDOUT_FILENO);
+    ::close(fds[1]);
+    const int code =
+        kelp::cli::run({"consume", url, "--queue", "q", "--count", "3", "--timeout", "5"});
+    ::dup2(saved, STDOUT_FILENO);
+    ::close(saved);
+    std::clearerr(stdout);
+
+    CHECK(code == 1);
+    CHECK(purge(url, "q") == "3\n");
 }
 
 TEST_CASE("consume --passive refuses a queue that does not exist") {

@@ -126,6 +126,9 @@ class Hub {
     // The clock as of the start of the current iteration.
     Clock::time_point now() const { return now_; }
     std::string_view poller_name() const;
+    // True when call_soon work (this thread's or another's) waits for the
+    // next iteration.
+    bool has_pending_callbacks() const { return !soon_.empty() || threadsafe_pending_.load(); }
     // Number of pending timers (cancelled ones excluded).
     std::size_t timer_count() const { return live_timers_; }
 
