@@ -117,10 +117,10 @@ double median(std::vector<double> values) {
     return values.size() % 2 != 0 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
 }
 
-bool Options::wants(const std::string& impl) const {
+bool Options::wants(const std::string& impl, const std::string& backend) const {
     if (only.empty()) return true;
     for (const std::string& name : only)
-        if (name == impl) return true;
+        if (name == impl || name == impl + ":" + backend) return true;
     return false;
 }
 

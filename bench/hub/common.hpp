@@ -15,8 +15,8 @@
 
 namespace kelp_bench {
 
-// A Hub on a forced back end; spelled out because a designated initializer
-// leaving on_error out trips -Wmissing-field-initializers on g++ 12.
+// A Hub on a forced back end. Spelled out rather than designated-initialized:
+// g++ 12 warns (-Wmissing-field-initializers) about the on_error left out.
 inline kelp::HubOptions hub_options(std::string poller) {
     kelp::HubOptions options;
     options.poller = std::move(poller);
@@ -86,10 +86,11 @@ struct Options {
     long runs = 25;                               // (c)
     long wakeups = 200'000;                       // (d)
     long slices = 5;                              // (a), (d): interleaved slices
-    // Run only these implementations (e.g. {"kelp"} under callgrind); empty: all.
+    // Run only these implementations, "impl" or "impl:backend" (e.g. "kelp:epoll"
+    // under callgrind); empty: all.
     std::vector<std::string> only;
 
-    bool wants(const std::string& impl) const;
+    bool wants(const std::string& impl, const std::string& backend = "epoll") const;
 };
 
 // Median of the values (0 if none): robust to the odd preempted run.

@@ -182,7 +182,8 @@ void run_size(long wanted_n, const Options& options) {
         bench.pairs.push_back(make_socketpair());
 
     std::vector<Contender> contenders = make_contenders();
-    std::erase_if(contenders, [&](const Contender& c) { return !options.wants(c.impl); });
+    std::erase_if(contenders,
+                  [&](const Contender& c) { return !options.wants(c.impl, c.backend); });
     // Runs are spread over a few rounds, each contender getting a fresh loop
     // per round, so a noisy minute on the shared VM hits everyone alike.
     const long rounds = std::min(5L, runs);
