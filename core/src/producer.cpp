@@ -30,34 +30,43 @@ void Producer::publish(const Json& value, const PublishOptions& options) {
     const std::string& serializer =
         options.serializer.empty() ? options_.serializer : options.serializer;
     Encoded encoded = encode(value, serializer);
-    send(prepare(std::move(encoded.body), std::move(encoded.content_type),
-                 std::move(encoded.content_encoding), options),
-         options);
+    // Built in its final place: the envelope is shared from here to the
+    // broker (and to a retry) without being moved or copied.
+    auto envelope = std::make_shared<Envelope>();
+    envelope->body = std::move(encoded.body);
+    envelope->properties.content_type = std::move(encoded.content_type);
+    envelope->properties.content_encoding = std::move(encoded.content_encoding);
+    prepare(*envelope, options);
+    send(std::move(envelope), options);
 }
 
 void Producer::publish_bytes(std::string_view body, const PublishOptions& options) {
-    Encoded encoded =
-        encode_bytes(std::string(body), options.content_type, options.content_encoding);
-    send(prepare(std::move(encoded.body), std::move(encoded.content_type),
-                 std::move(encoded.content_encoding), options),
-         options);
+    auto envelope = std::make_shared<Envelope>();
+    envelope->body.assign(body);
+    Properties& p = envelope->properties;
+    if (options.content_type.empty() && options.content_encoding.empty()) {
+        // The common case, without a registry lookup: Kombu's raw bytes.
+        p.content_type = raw_content_type;
+        p.content_encoding = "binary";
+    } else {
+        Encoded encoded = encode_bytes({}, options.content_type, options.content_encoding);
+        p.content_type = std::move(encoded.content_type);
+        p.content_encoding = std::move(encoded.content_encoding);
+    }
+    prepare(*envelope, options);
+    send(std::move(envelope), options);
 }
 
-Envelope Producer::prepare(std::string body, std::string content_type, std::string content_encoding,
-                           const PublishOptions& options) const {
-    Envelope envelope;
+void Producer::prepare(Envelope& envelope, const PublishOptions& options) const {
     envelope.headers = options.headers;
     const std::string& compression =
         options.compression.empty() ? options_.compression : options.compression;
     if (!compression.empty()) {
-        body = compress(compression, body);
+        envelope.body = compress(compression, envelope.body);
         if (!envelope.headers.is_object()) envelope.headers = Table::object();
         envelope.headers["compression"] = std::string(compression_mime(compression));
     }
-    envelope.body = std::move(body);
     Properties& p = envelope.properties;
-    p.content_type = std::move(content_type);
-    p.content_encoding = std::move(content_encoding);
     p.priority = options.priority;
     p.delivery_mode = options.delivery_mode.value_or(options_.delivery_mode);
     p.expiration = options.expiration;
@@ -68,10 +77,9 @@ Envelope Producer::prepare(std::string body, std::string content_type, std::stri
     p.app_id = options.app_id;
     p.user_id = options.user_id;
     p.timestamp = options.timestamp;
-    return envelope;
 }
 
-void Producer::send(Envelope envelope, const PublishOptions& options) {
+void Producer::send(std::shared_ptr<const Envelope> envelope, const PublishOptions& options) {
     const Exchange& exchange = options.exchange ? *options.exchange : options_.exchange;
     const std::string& routing_key =
         options.routing_key ? *options.routing_key : options_.routing_key;
@@ -79,13 +87,8 @@ void Producer::send(Envelope envelope, const PublishOptions& options) {
         for (const Queue& queue : options.declare)
             connection_.maybe_declare(queue);
         if (options.exchange && !exchange.is_default()) connection_.maybe_declare(exchange);
-        // The envelope is copied only when a retry may need it again.
-        if (options.retry) {
-            channel().basic_publish(envelope, exchange.name, routing_key, {options.mandatory});
-        } else {
-            channel().basic_publish(std::move(envelope), exchange.name, routing_key,
-                                    {options.mandatory});
-        }
+        // Shared, not moved: a retry publishes the same envelope again.
+        channel().basic_publish(envelope, exchange.name, routing_key, {options.mandatory});
     };
     if (options.retry) {
         connection_.ensure(attempt, *options.retry);

@@ -19,7 +19,7 @@
 namespace kelp {
 namespace {
 
-constexpr std::string_view kRawType = "application/data";
+constexpr std::string_view kRawType = raw_content_type;
 constexpr std::size_t kNpos = std::string_view::npos;
 
 // Kombu's TRUSTED_CONTENT: accepted whatever the accept list says.

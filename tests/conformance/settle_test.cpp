@@ -231,6 +231,83 @@ TEST_SUITE("conformance") {
         }
     }
 
+    TEST_CASE("a callback that closes its channel mid-stream loses nothing and keeps the order") {
+        // Transports may hand messages out in batches (memory pops several
+        // under one lock, AMQP prefetches): whatever was fetched but not yet
+        // delivered must go back in its place, behind the unacked ones.
+        Scope scope;
+        const kelp::Queue queue = scope.queue("midclose");
+        constexpr int total = 40;
+        {
+            kelp::Connection conn{test_url()};
+            kelp::Producer producer{conn};
+            for (int i = 0; i < total; ++i)
+                producer.publish(std::to_string(i),
+                                 {.routing_key = queue.name, .declare = {queue}});
+        }
+        kelp::Connection first{test_url()};
+        auto channel = first.channel();
+        int seen = 0;
+        std::vector<kelp::Message> held;
+        kelp::Consumer consumer{first, channel, {queue}, [&](kelp::Message& m) {
+                                    ++seen;
+                                    if (std::stoi(m.body()) < 5) {
+                                        m.ack();
+                                        return;
+                                    }
+                                    // Message 5 stays unacked and the channel closes.
+                                    held.push_back(std::move(m));
+                                    channel->close();
+                                }};
+        consumer.consume();
+        REQUIRE(drain_until(first, [&] { return !held.empty(); }));
+        CHECK(seen == 6);  // nothing delivered on a closed channel
+
+        kelp::Connection second{test_url()};
+        std::vector<Received> again;
+        kelp::Consumer other{second, {queue}, [&](kelp::Message& m) {
+                                 again.push_back({m.body(), m.redelivered()});
+                                 m.ack();
+                             }};
+        other.consume();
+        REQUIRE(drain_until(second, [&] { return again.size() >= total - 5; }));
+        REQUIRE(again.size() == total - 5);
+        for (int i = 5; i < total; ++i) {
+            CHECK(again[i - 5].body == std::to_string(i));
+        }
+        CHECK(again[0].redelivered);
+    }
+
+    TEST_CASE("a requeue inside a callback redelivers that message, and loses none") {
+        Scope scope;
+        const kelp::Queue queue = scope.queue("midrequeue");
+        constexpr int total = 40;
+        kelp::Connection conn{test_url()};
+        kelp::Producer producer{conn};
+        for (int i = 0; i < total; ++i)
+            producer.publish(std::to_string(i), {.routing_key = queue.name, .declare = {queue}});
+        std::vector<int> count(total, 0);
+        int redelivered = 0;
+        int received = 0;
+        kelp::Consumer consumer{conn, {queue}, [&](kelp::Message& m) {
+                                    ++received;
+                                    const int i = std::stoi(m.body());
+                                    ++count[i];
+                                    if (m.redelivered()) ++redelivered;
+                                    if (i % 10 == 3 && !m.redelivered()) {
+                                        m.requeue();
+                                    } else {
+                                        m.ack();
+                                    }
+                                }};
+        consumer.consume();
+        REQUIRE(drain_until(conn, [&] { return received >= total + 4; }));
+        for (int i = 0; i < total; ++i) {
+            CHECK_MESSAGE(count[i] == (i % 10 == 3 ? 2 : 1), "message ", i);
+        }
+        CHECK(redelivered == 4);
+    }
+
     TEST_CASE("a no_ack consumer's messages are settled on delivery") {
         Scope scope;
         const kelp::Queue queue = scope.queue("no-ack");

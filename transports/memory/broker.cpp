@@ -21,6 +21,10 @@ void Waker::set_hub(Hub* hub) {
 }
 
 void Waker::notify() {
+    // A plain load first: while a wake-up is pending (the common case under
+    // load) publishers only read the flag, so its cache line is not bounced
+    // between the publishing and the consuming thread on every message.
+    if (pending_.load(std::memory_order_relaxed)) return;
     if (pending_.exchange(true)) return;
     std::lock_guard lock(mutex_);
     if (hub_ == nullptr) {
@@ -217,8 +221,8 @@ void MemoryBroker::route_locked(const std::string& exchange, const std::string& 
     }
 }
 
-bool MemoryBroker::publish(std::shared_ptr<const Envelope> envelope, const std::string& exchange,
-                           const std::string& routing_key) {
+bool MemoryBroker::publish(const std::shared_ptr<const Envelope>& envelope,
+                           const std::string& exchange, const std::string& routing_key) {
     std::lock_guard lock(mutex_);
     ++stats_.published;
     std::vector<QueueState*>& targets = target_buffer_;
@@ -227,7 +231,7 @@ bool MemoryBroker::publish(std::shared_ptr<const Envelope> envelope, const std::
         ++stats_.unroutable;
         return false;
     }
-    StoredMessage message{std::move(envelope), exchange, routing_key, std::nullopt, false};
+    StoredMessage message{envelope, exchange, routing_key, std::nullopt, false};
     // Copy to every queue but the last, which takes the original.
     const std::size_t count = targets.size();
     for (std::size_t i = 0; i < count; ++i) {

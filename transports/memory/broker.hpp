@@ -100,7 +100,7 @@ class MemoryBroker {
     std::uint64_t queue_delete(const std::string& queue, bool if_unused, bool if_empty);
 
     // Routes and stores; returns false when no queue took the message.
-    bool publish(std::shared_ptr<const Envelope> envelope, const std::string& exchange,
+    bool publish(const std::shared_ptr<const Envelope>& envelope, const std::string& exchange,
                  const std::string& routing_key);
 
     // The live state of a queue for a consumer; NotFound if it does not exist.

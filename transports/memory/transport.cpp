@@ -12,6 +12,8 @@ namespace kelp::memory {
 // turn however slow the consumer callbacks are.
 constexpr std::size_t delivery_budget = 1024;
 constexpr auto delivery_slice = std::chrono::milliseconds(2);
+// Messages taken from a queue under one lock, per consumer turn.
+constexpr std::size_t delivery_batch = 32;
 
 // --- MemoryTransport -----------------------------------------------------------
 
@@ -154,10 +156,10 @@ std::uint64_t MemoryChannel::queue_delete(const std::string& queue, bool if_unus
     return transport_.broker().queue_delete(queue, if_unused, if_empty);
 }
 
-void MemoryChannel::basic_publish(Envelope envelope, const std::string& exchange,
-                                  const std::string& routing_key, PublishFlags flags) {
+void MemoryChannel::basic_publish(std::shared_ptr<const Envelope> shared,
+                                  const std::string& exchange, const std::string& routing_key,
+                                  PublishFlags flags) {
     check_open();
-    auto shared = std::make_shared<const Envelope>(std::move(envelope));
     if (transport_.broker().publish(shared, exchange, routing_key) || !flags.mandatory) return;
     ReturnedMessage returned{*shared, exchange, routing_key, 312, "NO_ROUTE"};
     if (on_return_) {
@@ -203,17 +205,23 @@ void MemoryChannel::remove_cancelled() {
 
 Message MemoryChannel::make_message(virt::StoredMessage stored, const std::string& queue,
                                     const std::string& consumer_tag, bool no_ack) {
-    DeliveryInfo info{stored.exchange,   stored.routing_key, consumer_tag, queue, 0,
-                      stored.redelivered};
+    // One return statement, so the Message is built in the caller's place.
+    std::shared_ptr<const Envelope> envelope;
+    DeliveryInfo info{{}, {}, consumer_tag, queue, 0, stored.redelivered};
     if (no_ack) {
+        info.exchange = std::move(stored.exchange);
+        info.routing_key = std::move(stored.routing_key);
         info.delivery_tag = qos_.untracked_tag();
-        return Message(std::move(stored.envelope), std::move(info), weak_from_this(), true);
+        envelope = std::move(stored.envelope);
+    } else {
+        // The channel shares the envelope until the message is settled, so it
+        // can put it back if the channel closes first.
+        info.exchange = stored.exchange;
+        info.routing_key = stored.routing_key;
+        envelope = stored.envelope;
+        info.delivery_tag = qos_.append({queue, std::move(stored), true});
     }
-    // The channel shares the envelope until the message is settled, so it can
-    // put it back if the channel closes first.
-    auto envelope = stored.envelope;
-    info.delivery_tag = qos_.append({queue, std::move(stored), true});
-    return Message(std::move(envelope), std::move(info), weak_from_this(), false);
+    return Message(std::move(envelope), std::move(info), weak_from_this(), no_ack);
 }
 
 std::size_t MemoryChannel::deliver(std::size_t budget, bool& more) {
@@ -224,6 +232,9 @@ std::size_t MemoryChannel::deliver(std::size_t budget, bool& more) {
     struct EndDelivery {
         MemoryChannel& channel;
         ~EndDelivery() {
+            // Also on a throwing callback: what was popped and not handed
+            // out goes back to the head of its queue, so nothing is lost.
+            channel.return_undelivered();
             channel.delivering_ = false;
             channel.remove_cancelled();
         }
@@ -232,8 +243,8 @@ std::size_t MemoryChannel::deliver(std::size_t budget, bool& more) {
            idle < consumers_.size()) {
         next_consumer_ %= consumers_.size();
         ConsumerEntry& consumer = *consumers_[next_consumer_];
-        // Next time the next consumer starts: one message each in turn, so
-        // no queue starves another.
+        // Next time the next consumer starts: a few messages each in turn,
+        // so no queue starves another.
         ++next_consumer_;
         if (consumer.cancelled) {
             ++idle;
@@ -244,25 +255,48 @@ std::size_t MemoryChannel::deliver(std::size_t budget, bool& more) {
             ++idle;
             continue;
         }
+        // One lock for a small batch instead of one per message; never more
+        // than the prefetch window allows.
+        const std::size_t want = std::min({qos_.capacity(), budget - delivered, delivery_batch});
         popped_.clear();
-        if (transport_.broker().pop(*consumer.state, 1, popped_) == 0) {
+        popped_next_ = 0;
+        if (transport_.broker().pop(*consumer.state, want, popped_) == 0) {
             ++idle;
             continue;
         }
+        popped_queue_ = &consumer.queue;
         idle = 0;
-        Message message =
-            make_message(std::move(popped_.front()), consumer.queue, consumer.tag, consumer.no_ack);
-        transport_.count_delivery();
-        ++delivered;
-        consumer.callback(message);
-        // The clock is read every 16 messages: cheap, and fine-grained enough.
-        if (delivered % 16 == 0 && std::chrono::steady_clock::now() >= slice_end) {
-            more = true;
-            return delivered;
+        // A callback may cancel, close, recover, requeue or shrink the
+        // prefetch window; each of those returns the rest of the batch
+        // first (return_undelivered), which ends this loop.
+        while (popped_next_ < popped_.size() && open_ && !consumer.cancelled &&
+               qos_.can_consume()) {
+            Message message = make_message(std::move(popped_[popped_next_++]), consumer.queue,
+                                           consumer.tag, consumer.no_ack);
+            transport_.count_delivery();
+            ++delivered;
+            consumer.callback(message);
+            // The clock is read every 16 messages: cheap, and fine-grained enough.
+            if (delivered % 16 == 0 && std::chrono::steady_clock::now() >= slice_end) {
+                more = true;
+                return delivered;
+            }
         }
+        return_undelivered();
     }
     more = open_ && !consumers_.empty() && qos_.can_consume() && idle < consumers_.size();
     return delivered;
+}
+
+void MemoryChannel::return_undelivered() {
+    if (popped_next_ < popped_.size()) {
+        std::vector<virt::StoredMessage> rest(
+            std::make_move_iterator(popped_.begin() + popped_next_),
+            std::make_move_iterator(popped_.end()));
+        transport_.broker().restore(*popped_queue_, std::move(rest), false);
+    }
+    popped_.clear();
+    popped_next_ = 0;
 }
 
 std::optional<Message> MemoryChannel::basic_get(const std::string& queue, bool no_ack) {
@@ -287,6 +321,9 @@ void MemoryChannel::basic_reject(std::uint64_t delivery_tag, bool requeue) {
     check_open();
     auto unacked = qos_.take(delivery_tag);
     if (requeue) {
+        // The rest of a batch being delivered came after this message: it
+        // goes back first, so this one ends up ahead of it.
+        return_undelivered();
         std::vector<virt::StoredMessage> one;
         one.push_back(std::move(unacked.message));
         transport_.broker().restore(unacked.queue, std::move(one), true);
@@ -315,6 +352,7 @@ void MemoryChannel::restore_unacked(std::vector<virt::QoS::Unacked> unacked) {
 void MemoryChannel::basic_recover(bool) {
     check_open();
     // Both forms requeue: a memory channel has no per-consumer redelivery.
+    return_undelivered();
     restore_unacked(qos_.take_all());
     if (!consumers_.empty()) transport_.schedule_delivery();
 }
@@ -328,6 +366,9 @@ void MemoryChannel::close() {
         transport_.broker().detach_consumer(consumer->state, transport_.waker());
     }
     if (!delivering_) consumers_.clear();
+    // Head-first restores: the undelivered rest of a batch first, so the
+    // unacked messages (delivered earlier) end up ahead of it.
+    return_undelivered();
     restore_unacked(qos_.take_all());
 }
 

@@ -67,7 +67,8 @@ class MemoryChannel final : public Channel {
                       const std::string& routing_key, const Table& arguments) override;
     std::uint64_t queue_purge(const std::string& queue) override;
     std::uint64_t queue_delete(const std::string& queue, bool if_unused, bool if_empty) override;
-    void basic_publish(Envelope envelope, const std::string& exchange,
+    using Channel::basic_publish;
+    void basic_publish(std::shared_ptr<const Envelope> envelope, const std::string& exchange,
                        const std::string& routing_key, PublishFlags flags) override;
     std::string basic_consume(const std::string& queue, bool no_ack, DeliveryCallback callback,
                               const std::string& consumer_tag) override;
@@ -111,7 +112,13 @@ class MemoryChannel final : public Channel {
     bool delivering_ = false;
     std::size_t next_consumer_ = 0;  // round-robin position
     std::uint64_t tag_counter_ = 0;
+    void return_undelivered();
+
+    // The batch being handed out: popped_[popped_next_..] is not yet
+    // delivered and belongs to the queue *popped_queue_.
     std::vector<virt::StoredMessage> popped_;
+    std::size_t popped_next_ = 0;
+    const std::string* popped_queue_ = nullptr;
     ReturnCallback on_return_;
     bool open_ = true;
 };

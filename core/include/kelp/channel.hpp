@@ -58,8 +58,17 @@ class Channel : public std::enable_shared_from_this<Channel> {
     virtual std::uint64_t queue_delete(const std::string& queue, bool if_unused = false,
                                        bool if_empty = false) = 0;
 
-    virtual void basic_publish(Envelope envelope, const std::string& exchange,
-                               const std::string& routing_key, PublishFlags flags = {}) = 0;
+    // The envelope is shared, never modified: a transport may keep it (the
+    // memory broker stores it as is) and a retry publishes the same one again.
+    virtual void basic_publish(std::shared_ptr<const Envelope> envelope,
+                               const std::string& exchange, const std::string& routing_key,
+                               PublishFlags flags = {}) = 0;
+    // Convenience for a one-off envelope.
+    void basic_publish(Envelope envelope, const std::string& exchange,
+                       const std::string& routing_key, PublishFlags flags = {}) {
+        basic_publish(std::make_shared<const Envelope>(std::move(envelope)), exchange, routing_key,
+                      flags);
+    }
     // Returns the consumer tag (the given one, or a generated one if empty).
     virtual std::string basic_consume(const std::string& queue, bool no_ack,
                                       DeliveryCallback callback,

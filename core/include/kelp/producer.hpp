@@ -87,9 +87,10 @@ class Producer {
     Channel& channel();
 
   private:
-    void send(Envelope envelope, const PublishOptions& options);
-    Envelope prepare(std::string body, std::string content_type, std::string content_encoding,
-                     const PublishOptions& options) const;
+    // Fills headers, compression and properties of an envelope whose body and
+    // content type are set.
+    void prepare(Envelope& envelope, const PublishOptions& options) const;
+    void send(std::shared_ptr<const Envelope> envelope, const PublishOptions& options);
 
     Connection& connection_;
     std::shared_ptr<Channel> channel_;  // null: the connection's default channel

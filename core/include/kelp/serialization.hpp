@@ -42,6 +42,9 @@
 
 namespace kelp {
 
+// Kombu's content type for raw bytes (sent with content_encoding "binary").
+inline constexpr std::string_view raw_content_type = "application/data";
+
 // A body with the content type and encoding that describe it, ready to publish.
 struct Encoded {
     std::string body;
