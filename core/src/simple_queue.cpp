@@ -67,11 +67,21 @@ std::optional<Message> SimpleQueue::get_nowait() {
 }
 
 std::uint64_t SimpleQueue::qsize() {
-    return channel_->queue_declare(queue_, /*passive=*/true).message_count;
+    // The consumer may have taken messages ahead of get(); the broker counts
+    // them as delivered, but for the caller they are still waiting.
+    return channel_->queue_declare(queue_, /*passive=*/true).message_count + buffer_.size();
 }
 
 std::uint64_t SimpleQueue::clear() {
-    return channel_->queue_purge(queue_.name);
+    std::uint64_t removed = channel_->queue_purge(queue_.name);
+    // A purge does not touch delivered messages: settle the buffered ones
+    // here, or they would come back when the channel closes.
+    for (Message& message : buffer_) {
+        message.ack();
+        ++removed;
+    }
+    buffer_.clear();
+    return removed;
 }
 
 void SimpleQueue::close() {

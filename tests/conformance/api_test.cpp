@@ -58,6 +58,22 @@ TEST_SUITE("conformance") {
         CHECK(queue.clear() == 2);
         CHECK(queue.qsize() == 0);
         CHECK_FALSE(queue.get(50ms).has_value());
+
+        // After a get() the consumer may hold the others already: they still
+        // count as waiting, clear() removes them too, and they do not come
+        // back when the queue is closed.
+        for (const char* body : {"p", "q", "r"})
+            queue.put(body);
+        auto first = queue.get(5s);
+        REQUIRE(first.has_value());
+        CHECK(first->body() == "p");
+        first->ack();
+        CHECK(queue.qsize() == 2);
+        CHECK(queue.clear() == 2);
+        CHECK(queue.qsize() == 0);
+        queue.close();
+        kelp::SimpleQueue reopened{conn, name};
+        CHECK_FALSE(reopened.get(100ms).has_value());
     }
 
     TEST_CASE("SimpleQueue get_nowait returns a waiting message at once") {

@@ -44,9 +44,12 @@ class SimpleQueue {
     // optional when none came in time.
     std::optional<Message> get(std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
     std::optional<Message> get_nowait();
-    // Messages waiting in the queue (not counting ones already received here).
+    // Messages waiting: in the broker's queue plus those this SimpleQueue has
+    // received but get() has not returned yet.
     std::uint64_t qsize();
-    // Removes every waiting message; returns how many.
+    // Removes every waiting message, both in the broker and received but not
+    // yet returned by get() (those are acked, so they are gone for good);
+    // returns how many.
     std::uint64_t clear();
     void close();
 
