@@ -24,9 +24,10 @@ constexpr std::size_t kNpos = std::string_view::npos;
 
 // Kombu's TRUSTED_CONTENT: accepted whatever the accept list says.
 constexpr std::string_view kTrusted[] = {"application/data", "application/text"};
-// What Kombu's disable_insecure_serializers() turns off at import.
-constexpr std::string_view kDisabledByDefault[] = {
-    "application/x-msgpack", "application/x-python-serialize", "application/x-yaml"};
+// What a consumer decodes when it names no accept list: JSON and text, besides
+// the trusted raw types. Celery's accept_content=['json'] in spirit: nothing
+// that can run code (pickle, yaml) or that a sender must opt into (msgpack).
+constexpr std::string_view kAcceptedByDefault[] = {"application/json", "text/plain"};
 
 // --- UTF-8 ---------------------------------------------------------------------
 
@@ -765,8 +766,10 @@ bool AcceptList::allows(std::string_view content_type) const {
         case Mode::all:
             return true;
         case Mode::defaults:
-            return std::find(std::begin(kDisabledByDefault), std::end(kDisabledByDefault),
-                             content_type) == std::end(kDisabledByDefault);
+            return std::find(std::begin(kTrusted), std::end(kTrusted), content_type) !=
+                       std::end(kTrusted) ||
+                   std::find(std::begin(kAcceptedByDefault), std::end(kAcceptedByDefault),
+                             content_type) != std::end(kAcceptedByDefault);
         case Mode::listed:
             return std::find(std::begin(kTrusted), std::end(kTrusted), content_type) !=
                        std::end(kTrusted) ||
@@ -780,8 +783,8 @@ void AcceptList::check(std::string_view content_type) const {
     const std::string type(content_type);
     if (mode_ == Mode::defaults) {
         throw ContentDisallowed("refusing to decode content of type \"" + type +
-                                "\": it is disabled by default, as in Kombu. To accept it, "
-                                "list it in the consumer's accept list, e.g. "
+                                "\": by default a consumer accepts only " + describe() +
+                                ". To accept it, list it in the consumer's accept list, e.g. "
                                 "AcceptList{\"json\", \"" +
                                 type + "\"}");
     }
@@ -795,12 +798,12 @@ std::string AcceptList::describe() const {
         case Mode::all:
             return "anything";
         case Mode::defaults: {
-            std::string out = "anything but ";
-            for (std::size_t i = 0; i < std::size(kDisabledByDefault); ++i) {
-                if (i != 0) out += ", ";
-                out += kDisabledByDefault[i];
+            std::string out;
+            for (const auto type : kAcceptedByDefault) {
+                out += type;
+                out += ", ";
             }
-            return out;
+            return out + "application/data, application/text (JSON, text and raw bytes)";
         }
         case Mode::listed:
             break;

@@ -351,11 +351,13 @@ TEST_SUITE("serialization") {
     }
 
     TEST_CASE("types without a decoder are decided by the content encoding") {
-        CHECK(kelp::decode("<a/>", "application/xml", "utf-8") == "<a/>");
-        CHECK(kelp::decode("<a/>", "application/xml", "UTF8") == "<a/>");
-        CHECK(kelp::decode("<a/>", "application/xml", "utf_8") == "<a/>");
-        CHECK(as_bytes(kelp::decode("<a/>", "application/xml", "binary")) == "<a/>");
-        CHECK(as_bytes(kelp::decode("<a/>", "application/xml", "ascii-8bit")) == "<a/>");
+        CHECK(kelp::decode("<a/>", "application/xml", "utf-8", AcceptList::all()) == "<a/>");
+        CHECK(kelp::decode("<a/>", "application/xml", "UTF8", AcceptList::all()) == "<a/>");
+        CHECK(kelp::decode("<a/>", "application/xml", "utf_8", AcceptList::all()) == "<a/>");
+        CHECK(as_bytes(kelp::decode("<a/>", "application/xml", "binary", AcceptList::all())) ==
+              "<a/>");
+        CHECK(as_bytes(kelp::decode("<a/>", "application/xml", "ascii-8bit", AcceptList::all())) ==
+              "<a/>");
         CHECK(kelp::decode("caf\xE9", "text/plain", "latin-1") == "caf\xC3\xA9");
         CHECK(kelp::decode("cafe", "text/plain", "ascii") == "cafe");
         CHECK(contains(error_of<kelp::DecodeError>(
@@ -383,7 +385,7 @@ TEST_SUITE("serialization") {
         CHECK(kelp::decode("hi \xC3\xA9", "", "") == "hi \xC3\xA9");
         const std::string raw("\x00\x01\xFF raw", 7);
         CHECK(as_bytes(kelp::decode(raw, "", "")) == raw);
-        CHECK(kelp::decode("<a/>", "application/xml", "") == "<a/>");
+        CHECK(kelp::decode("<a/>", "application/xml", "", AcceptList::all()) == "<a/>");
     }
 
     TEST_CASE("an empty body is never given to a decoder") {
@@ -394,25 +396,25 @@ TEST_SUITE("serialization") {
         CHECK(as_bytes(kelp::decode("", "", "binary")).empty());
     }
 
-    TEST_CASE("the default accept list is Kombu's accept=None") {
+    TEST_CASE("the default accept list is JSON, text and raw bytes") {
         const AcceptList accept;
-        for (const char* type : {"application/json", "text/plain", "application/data",
-                                 "application/text", "", "application/xml"}) {
+        for (const char* type :
+             {"application/json", "text/plain", "application/data", "application/text", ""}) {
             CAPTURE(type);
             CHECK(accept.allows(type));
         }
-        for (const char* type :
-             {"application/x-msgpack", "application/x-python-serialize", "application/x-yaml"}) {
+        for (const char* type : {"application/x-msgpack", "application/x-python-serialize",
+                                 "application/x-yaml", "application/xml"}) {
             CAPTURE(type);
             CHECK_FALSE(accept.allows(type));
             const auto message =
                 error_of<kelp::ContentDisallowed>([&] { (void)kelp::decode("x", type, "binary"); });
             CHECK(contains(message, type));
-            CHECK(contains(message, "disabled by default"));
+            CHECK(contains(message, "by default a consumer accepts only application/json"));
             CHECK(contains(message, "AcceptList{\"json\", \""));
         }
         CHECK(AcceptList::defaults().allows("text/plain"));
-        CHECK(contains(accept.describe(), "anything but"));
+        CHECK(contains(accept.describe(), "application/json, text/plain"));
     }
 
     TEST_CASE("an explicit accept list: names, MIME types, always-trusted raw") {
@@ -497,7 +499,8 @@ TEST_SUITE("serialization") {
              .decode = [](std::string_view body) { return Json(std::string(body) + "!"); }});
         const auto encoded = kelp::encode("hey", "test-shout");
         CHECK(encoded == kelp::Encoded{"HEY", "application/x-test-upper", "utf-8"});
-        CHECK(kelp::decode("HEY", "application/x-test-upper", "utf-8") == "HEY!");
+        CHECK(kelp::decode("HEY", "application/x-test-upper", "utf-8", AcceptList::all()) ==
+              "HEY!");
         // An encoder that throws anything gives a kelp::Error naming the serializer.
         CHECK(contains(error_of<kelp::Error>([] { (void)kelp::encode(Json{1}, "test-upper"); }),
                        "test-upper"));
@@ -509,8 +512,9 @@ TEST_SUITE("serialization") {
              .content_encoding = "binary",
              .encode = [](const Json&) { return std::string(); },
              .decode = [](std::string_view) -> Json { throw std::runtime_error("boom"); }});
-        const auto failed = error_of<kelp::DecodeError>(
-            [] { (void)kelp::decode("x", "application/x-test-failing", "binary"); });
+        const auto failed = error_of<kelp::DecodeError>([] {
+            (void)kelp::decode("x", "application/x-test-failing", "binary", AcceptList::all());
+        });
         CHECK(contains(failed, "boom"));
         CHECK(contains(failed, "test-failing"));
 
@@ -523,7 +527,7 @@ TEST_SUITE("serialization") {
         // The replacement took the name; the old alias and content type are gone.
         CHECK(kelp::encode("x", "test-upper").body == "2");
         CHECK_THROWS_AS((void)kelp::find_serializer("test-shout"), kelp::Error);
-        CHECK(kelp::decode("x", "application/x-test-upper", "utf-8") == "x");
+        CHECK(kelp::decode("x", "application/x-test-upper", "utf-8", AcceptList::all()) == "x");
 
         CHECK_THROWS_AS(kelp::register_serializer({.name = "",
                                                    .aliases = {},

@@ -81,11 +81,12 @@ std::vector<std::string> serializer_names();
 
 // Which content types a consumer agrees to decode (Kombu's `accept`).
 //
-// - AcceptList::defaults() (also the default constructor): Kombu's behaviour
-//   with accept=None. Everything is decoded except the content types Kombu
-//   disables at import: application/x-python-serialize (pickle),
-//   application/x-yaml and application/x-msgpack. So JSON, text/plain and raw
-//   bytes pass by default, and msgpack must be asked for.
+// - AcceptList::defaults() (also the default constructor): JSON, text and raw
+//   bytes (application/json, text/plain, application/data, application/text).
+//   Like Celery's accept_content=['json']: pickle and yaml (which can run
+//   code) and msgpack must be asked for. (Kombu's own accept=None is looser:
+//   everything but pickle, yaml and msgpack; AcceptList::all() minus those
+//   three is not offered, name what you accept instead.)
 // - AcceptList{"json", "application/x-msgpack"}: exactly these, by serializer
 //   name (resolved through the registry now; an unknown name throws
 //   kelp::Error) or by MIME type (anything with a '/', taken as is). As in
@@ -109,7 +110,7 @@ class AcceptList {
     // Throws ContentDisallowed naming the type, what is accepted and how to
     // allow it. An empty content type counts as application/data.
     void check(std::string_view content_type) const;
-    // "application/json, text/plain", "anything", or "anything but ...".
+    // "application/json, text/plain (and ...)", or "anything".
     std::string describe() const;
 
   private:
