@@ -179,5 +179,12 @@ TEST_SUITE("conformance") {
         const auto got = collect(conn, {bound.name});
         CHECK(got.at(bound.name) == Bodies{"kept"});
         CHECK(returns == 0);
+        // Counted where the transport can see it (a virtual broker).
+        if (const auto dropped = bare->unroutable_dropped()) {
+            CHECK(*dropped == 1);
+            CHECK(producer.channel().unroutable_dropped() == std::optional<std::uint64_t>(1));
+        } else {
+            report_skip("unroutable_dropped: the broker drops unroutable messages silently");
+        }
     }
 }

@@ -160,7 +160,11 @@ void MemoryChannel::basic_publish(std::shared_ptr<const Envelope> shared,
                                   const std::string& exchange, const std::string& routing_key,
                                   PublishFlags flags) {
     check_open();
-    if (transport_.broker().publish(shared, exchange, routing_key) || !flags.mandatory) return;
+    if (transport_.broker().publish(shared, exchange, routing_key)) return;
+    if (!flags.mandatory) {
+        ++unroutable_;
+        return;
+    }
     ReturnedMessage returned{*shared, exchange, routing_key, 312, "NO_ROUTE"};
     if (on_return_) {
         on_return_(returned);

@@ -79,6 +79,7 @@ class MemoryChannel final : public Channel {
     void basic_qos(std::uint32_t prefetch_count, bool global) override;
     void basic_recover(bool requeue) override;
     void on_return(ReturnCallback callback) override { on_return_ = std::move(callback); }
+    std::optional<std::uint64_t> unroutable_dropped() const override { return unroutable_; }
     void close() override;
     bool is_open() const override { return open_; }
 
@@ -120,6 +121,7 @@ class MemoryChannel final : public Channel {
     std::size_t popped_next_ = 0;
     const std::string* popped_queue_ = nullptr;
     ReturnCallback on_return_;
+    std::uint64_t unroutable_ = 0;
     bool open_ = true;
 };
 

@@ -89,6 +89,11 @@ class Channel : public std::enable_shared_from_this<Channel> {
     // tell synchronously (memory, redis) or reports to the Hub's error handler.
     virtual void on_return(ReturnCallback callback) = 0;
 
+    // How many non-mandatory messages published on this channel matched no
+    // queue and were dropped, as AMQP drops them. Empty where the broker drops
+    // them without telling the client (AMQP, Kafka): use mandatory there.
+    virtual std::optional<std::uint64_t> unroutable_dropped() const { return std::nullopt; }
+
     // Unacked messages go back to their queues (head first, redelivered).
     virtual void close() = 0;
     virtual bool is_open() const = 0;
