@@ -1,7 +1,6 @@
 #include "kelp/connection.hpp"
 
-#include <random>
-#include <thread>
+#include <algorithm>
 
 #include "kelp/errors.hpp"
 #include "kelp/hub.hpp"
@@ -36,14 +35,6 @@ std::string declaration_key(const Queue& queue) {
     return key.dump();
 }
 
-std::chrono::milliseconds with_jitter(std::chrono::milliseconds wait, double jitter) {
-    if (jitter <= 0 || wait.count() <= 0) return wait;
-    thread_local std::mt19937_64 rng{std::random_device{}()};
-    std::uniform_real_distribution<double> extra(0.0, jitter);
-    return wait + std::chrono::milliseconds(
-                      static_cast<std::int64_t>(static_cast<double>(wait.count()) * extra(rng)));
-}
-
 }  // namespace
 
 Connection::Connection(std::string_view url, ConnectionOptions options)
@@ -69,56 +60,42 @@ bool Connection::connected() const {
     return transport_ && transport_->connected();
 }
 
-void Connection::connect_once(std::size_t index) {
+void Connection::connect_once(std::size_t index, Clock::time_point deadline) {
     drop_transport();
     auto transport = factories_[index]->create(urls_[index], options_[index]);
     transport->register_with_event_loop(*hub_);
-    transport->connect(Clock::now() + connection_options_.connect_timeout);
+    transport->connect(std::min(deadline, Clock::now() + connection_options_.connect_timeout));
     transport_ = std::move(transport);
     current_ = index;
     // A new link may be to a broker that lost non-durable entities.
     declared_.clear();
 }
 
-void Connection::ensure_connection(const RetryPolicy& policy) {
+void Connection::connect_or_fail_over(Clock::time_point deadline) {
     if (connected()) return;
-    const auto started = Clock::now();
-    for (int attempt = 1;; ++attempt) {
-        try {
-            connect_once(current_);
-            return;
-        } catch (const ConnectionError&) {
-            // Fail over: the next attempt goes to the next URL of the list.
-            current_ = (current_ + 1) % urls_.size();
-            const bool out_of_tries = policy.max_retries >= 0 && attempt > policy.max_retries;
-            auto wait = with_jitter(policy.interval(attempt), policy.jitter);
-            const bool out_of_time =
-                policy.timeout && Clock::now() + wait - started >= *policy.timeout;
-            if (out_of_tries || out_of_time) throw;
-            if (policy.on_retry) policy.on_retry(std::current_exception(), attempt, wait);
-            std::this_thread::sleep_for(wait);
-        }
+    try {
+        connect_once(current_, deadline);
+    } catch (const ConnectionError&) {
+        // The next attempt goes to the next URL of the list.
+        current_ = (current_ + 1) % urls_.size();
+        throw;
     }
 }
 
+void Connection::ensure_connection(const RetryPolicy& policy) {
+    run_with_retries(policy,
+                     [this](Clock::time_point deadline) { connect_or_fail_over(deadline); });
+}
+
 void Connection::ensure(const std::function<void()>& operation, const RetryPolicy& policy) {
-    const auto started = Clock::now();
-    for (int attempt = 1;; ++attempt) {
-        try {
-            ensure_connection(policy);
+    // One retry budget covers reconnecting and running the operation again.
+    run_with_retries(
+        policy,
+        [&](Clock::time_point deadline) {
+            connect_or_fail_over(deadline);
             operation();
-            return;
-        } catch (const ConnectionError&) {
-            const bool out_of_tries = policy.max_retries >= 0 && attempt > policy.max_retries;
-            const auto wait = with_jitter(policy.interval(attempt), policy.jitter);
-            const bool out_of_time =
-                policy.timeout && Clock::now() + wait - started >= *policy.timeout;
-            if (out_of_tries || out_of_time) throw;
-            if (policy.on_retry) policy.on_retry(std::current_exception(), attempt, wait);
-            drop_transport();
-            std::this_thread::sleep_for(wait);
-        }
-    }
+        },
+        [this] { drop_transport(); });
 }
 
 void Connection::drop_transport() noexcept {

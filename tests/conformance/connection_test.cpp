@@ -94,4 +94,44 @@ TEST_SUITE("conformance") {
                     << " ms");
         CHECK_FALSE(conn.connected());
     }
+
+    TEST_CASE("a failover list skips a dead address and connects to the next") {
+        kelp::Connection probe{test_url()};
+        KELP_REQUIRE_CAPABILITY(probe, network);
+
+        kelp::Url dead = kelp::Url::parse(test_url());
+        dead.host = "127.0.0.1";
+        dead.port = unused_port();
+        int retries = 0;
+        kelp::RetryPolicy policy{.max_retries = 2, .interval_step = 10ms, .jitter = 0};
+        policy.on_retry = [&](std::exception_ptr, int, std::chrono::milliseconds) { ++retries; };
+        kelp::Connection conn{dead.to_string() + ";" + test_url(),
+                              {.connect_timeout = 2s, .retry = policy}};
+        conn.connect();
+        CHECK(conn.connected());
+        CHECK(retries == 1);
+        CHECK(conn.url().port == kelp::Url::parse(test_url()).port);
+    }
+
+    TEST_CASE("ensure_connection gives up by the policy's total timeout") {
+        kelp::Connection probe{test_url()};
+        KELP_REQUIRE_CAPABILITY(probe, network);
+
+        kelp::Url dead = kelp::Url::parse(test_url());
+        dead.host = "127.0.0.1";
+        dead.port = unused_port();
+        kelp::Connection conn{dead.to_string(), {.connect_timeout = 2s}};
+        const auto started = Clock::now();
+        CHECK_THROWS_AS(conn.ensure_connection({.max_retries = -1,
+                                                .interval_start = 50ms,
+                                                .interval_step = 50ms,
+                                                .interval_max = 100ms,
+                                                .timeout = 600ms}),
+                        kelp::ConnectionError);
+        const auto elapsed = Clock::now() - started;
+        CHECK_MESSAGE(
+            elapsed < 600ms + 200ms,
+            "took " << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
+                    << " ms");
+    }
 }

@@ -89,7 +89,10 @@ class Connection {
 
   private:
     Transport& connected_transport();
-    void connect_once(std::size_t url_index);
+    // One try at one URL; the connect timeout is cut short by `deadline`.
+    void connect_once(std::size_t url_index, Clock::time_point deadline);
+    // One try at the current URL; on failure the next try goes to the next.
+    void connect_or_fail_over(Clock::time_point deadline);
     void drop_transport() noexcept;
 
     std::vector<Url> urls_;

@@ -29,4 +29,14 @@ struct RetryPolicy {
     std::chrono::milliseconds interval(int attempt) const;
 };
 
+// Runs `attempt` until it returns without a ConnectionError, waiting between
+// tries as `policy` says; rethrows the last ConnectionError once the retries
+// or the total time run out. `attempt` receives the policy's deadline
+// (time_point::max() without one) so that no single try outlasts it.
+// `after_failure` runs after each failed try (to drop a broken link, say).
+// Other exceptions pass through at once.
+void run_with_retries(const RetryPolicy& policy,
+                      const std::function<void(std::chrono::steady_clock::time_point)>& attempt,
+                      const std::function<void()>& after_failure = {});
+
 }  // namespace kelp
