@@ -5,30 +5,20 @@
 #include <limits>
 #include <stdexcept>
 
+#include "ascii.hpp"
 #include "kelp/errors.hpp"
 
 namespace kelp {
 
 namespace {
 
+using ascii::is_digit;
+using ascii::lower;
+using ascii::to_lower;
+
 // Exact arithmetic for "1.5GiB" and "0.1h": a fraction of up to 18 digits times
 // a unit of up to 2^40 does not fit 64 bits. __extension__ keeps -Wpedantic quiet.
 __extension__ typedef unsigned __int128 Wide;
-
-char lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-std::string to_lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        c = lower(c);
-    return out;
-}
-
-bool is_digit(char c) {
-    return c >= '0' && c <= '9';
-}
 
 bool looks_secret(std::string_view key) {
     const std::string k = to_lower(key);

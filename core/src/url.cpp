@@ -5,11 +5,17 @@
 #include <limits>
 #include <numeric>
 
+#include "ascii.hpp"
 #include "kelp/errors.hpp"
 
 namespace kelp {
 
 namespace {
+
+using ascii::is_alpha;
+using ascii::is_digit;
+using ascii::lower;
+using ascii::to_lower;
 
 constexpr std::string_view kForm =
     "scheme://[user[:password]@]host[:port][/path][?option=value&...]";
@@ -44,23 +50,6 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 4> kSchemeHi
     {"redis-sentinel", "sentinel"},
 }};
 
-char lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-std::string to_lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        c = lower(c);
-    return out;
-}
-
-bool is_alpha(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-bool is_digit(char c) {
-    return c >= '0' && c <= '9';
-}
 bool is_unreserved(char c) {
     return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
