@@ -30,6 +30,9 @@ TEST_SUITE("unacked") {
         CHECK(encode_unacked(kHeldEnvelope, "ex_c", "k") ==
               "[" + std::string(kHeldEnvelope) + R"(, "ex_c", "k"])");
         CHECK(encode_unacked("{}", "caf\xC3\xA9", "a\"b") == R"([{}, "caf\u00e9", "a\"b"])");
+        // What surrounds the JSON object in a popped value stays out of the array.
+        CHECK(encode_unacked("\xEF\xBB\xBF \n{\"a\": 1}\r\n\t", "", "q") ==
+              R"([{"a": 1}, "", "q"])");
     }
 
     TEST_CASE("reads it back with the envelope's own text") {

@@ -158,13 +158,15 @@ void write_headers(std::string& out, const kelp::Table& headers, bool redelivere
     if (!headers.is_null() && !headers.is_object())
         throw kelp::Error("message headers must be a JSON object (or null), not " +
                           std::string(headers.type_name()));
-    std::string text = headers.is_null() ? "{}" : kelp::dump_json(headers);
-    // Kombu's restore adds headers["redelivered"] = True after the others.
+    // Kombu's restore sets headers["redelivered"] = True. It lands in sorted
+    // position like every header, so a message re-encodes to the same bytes.
     if (redelivered && !(headers.is_object() && headers.contains("redelivered"))) {
-        text.pop_back();
-        text += text.size() > 1 ? ", \"redelivered\": true}" : "\"redelivered\": true}";
+        kelp::Table marked = headers.is_null() ? kelp::Table::object() : headers;
+        marked["redelivered"] = true;
+        out += kelp::dump_json(marked);
+        return;
     }
-    out += text;
+    out += headers.is_null() ? "{}" : kelp::dump_json(headers);
 }
 
 void write_optional_string(std::string& out, const std::string& value) {

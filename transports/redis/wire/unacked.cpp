@@ -20,6 +20,14 @@ namespace {
 
 std::string encode_unacked(std::string_view payload, std::string_view exchange,
                            std::string_view routing_key) {
+    // A JSON reader skips these around a whole value (nlohmann skips a
+    // leading BOM too), but inside the array they would break the record.
+    if (payload.starts_with("\xEF\xBB\xBF")) payload.remove_prefix(3);
+    const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+    while (!payload.empty() && blank(payload.front()))
+        payload.remove_prefix(1);
+    while (!payload.empty() && blank(payload.back()))
+        payload.remove_suffix(1);
     std::string out;
     out.reserve(payload.size() + exchange.size() + routing_key.size() + 12);
     out += '[';

@@ -20,7 +20,8 @@ struct UnackedRecord {
 };
 
 // `payload` is the envelope exactly as it was popped (one decode_message
-// accepted); it is embedded as is, so restoring it loses nothing.
+// accepted); it is embedded as is, so restoring it loses nothing, except for
+// whitespace and a byte-order mark around it, which would break the array.
 std::string encode_unacked(std::string_view payload, std::string_view exchange,
                            std::string_view routing_key);
 
