@@ -6,9 +6,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 #include <system_error>
+#include <type_traits>
 
 #include "kelp/errors.hpp"
 
@@ -18,15 +21,6 @@
 
 namespace kelp {
 namespace {
-
-// Heap order: earliest deadline first; equal deadlines in scheduling order.
-struct TimerLater {
-    template <class T>
-    bool operator()(const T& a, const T& b) const {
-        if (a.deadline != b.deadline) return a.deadline > b.deadline;
-        return a.sequence > b.sequence;
-    }
-};
 
 void default_error_handler(std::exception_ptr error) {
     try {
@@ -101,45 +95,45 @@ std::string_view Hub::poller_name() const {
 
 // --- slots -------------------------------------------------------------------
 
-std::uint32_t Hub::acquire_slot(SlotKind kind, Callback callback) {
-    std::uint32_t index;
-    if (!free_slots_.empty()) {
-        index = free_slots_.back();
-        free_slots_.pop_back();
+std::uint32_t Hub::acquire_slot(SlotKind kind, Callback&& callback) {
+    std::uint32_t index = free_head_;
+    if (index != no_slot) {
+        free_head_ = slot_at(index).next_free;
     } else {
-        index = static_cast<std::uint32_t>(slots_.size());
-        slots_.emplace_back();
+        if (slot_count_ == slot_blocks_.size() * slot_block_size) {
+            slot_blocks_.push_back(std::make_unique<Slot[]>(slot_block_size));
+        }
+        index = slot_count_++;
     }
-    Slot& slot = slots_[index];
-    slot.callback = std::move(callback);
+    Slot& slot = slot_at(index);
+    // A free slot's callback is empty: swapping costs less than a move-assign.
+    slot.callback.swap(callback);
     slot.kind = kind;
-    slot.interval = Clock::duration::zero();
     return index;
 }
 
 void Hub::release_slot(std::uint32_t index) {
-    Slot& slot = slots_[index];
-    // A new generation invalidates every Handle and queued reference at once.
+    Slot& slot = slot_at(index);
+    if (slot.kind == SlotKind::repeating) intervals_.erase(index);
     ++slot.generation;
     slot.kind = SlotKind::free;
     slot.callback = nullptr;
-    free_slots_.push_back(index);
+    slot.next_free = free_head_;
+    free_head_ = index;
 }
 
 bool Hub::slot_live(std::uint32_t index, std::uint32_t generation) const {
-    return index < slots_.size() && slots_[index].generation == generation &&
-           slots_[index].kind != SlotKind::free;
+    return index < slot_count_ && slot_at(index).generation == generation;
 }
 
 void Hub::cancel_slot(std::uint32_t index, std::uint32_t generation) {
     if (!slot_live(index, generation)) return;
-    if (slots_[index].kind == SlotKind::timer) {
-        // The heap entry stays until it surfaces or a compaction drops it.
-        --live_timers_;
-        ++dead_timers_;
+    const SlotKind kind = slot_at(index).kind;
+    if (kind == SlotKind::timer || kind == SlotKind::repeating) {
+        cancel_timer(index);
+    } else {
+        release_slot(index);
     }
-    release_slot(index);
-    if (dead_timers_ > 1024 && dead_timers_ > timers_.size() / 2) compact_timers();
 }
 
 // --- I/O ---------------------------------------------------------------------
@@ -165,7 +159,7 @@ void Hub::update_interest(int fd, FdWatch& watch) {
     watch.registered = wanted;
 }
 
-void Hub::add_watcher(int fd, Watcher FdWatch::*direction, Callback callback) {
+void Hub::add_watcher(int fd, Watcher FdWatch::*direction, Callback&& callback) {
     FdWatch& watch = watch_for(fd);
     Watcher& watcher = watch.*direction;
     const bool was_active = watcher.active;
@@ -221,7 +215,7 @@ bool Hub::has_writer(int fd) const {
 
 Handle Hub::call_soon(Callback callback) {
     std::uint32_t index = acquire_slot(SlotKind::soon, std::move(callback));
-    std::uint32_t generation = slots_[index].generation;
+    std::uint32_t generation = slot_at(index).generation;
     soon_.emplace_back(index, generation);
     return Handle{this, index, generation};
 }
@@ -248,66 +242,34 @@ void Hub::wake() {
 }
 
 void Hub::drain_wakeup() {
+#if defined(KELP_HAVE_EVENTFD)
+    // One read resets an eventfd's counter: no second read to see EAGAIN.
+    std::uint64_t count;
+    while (::read(wake_read_fd_, &count, sizeof count) < 0 && errno == EINTR) {
+    }
+#else
     char buffer[64];
     while (::read(wake_read_fd_, buffer, sizeof buffer) > 0) {
     }
+#endif
     // Sequentially consistent, with the flags in call_soon_threadsafe: a
     // writer that skipped its write because the flag was still set has
     // already published threadsafe_pending_, which run_soon reads next.
     wake_pending_.store(false);
 }
 
-// --- timers ------------------------------------------------------------------
-
-void Hub::push_timer(std::int64_t deadline, std::uint32_t slot, std::uint32_t generation) {
-    timers_.push_back(TimerEntry{deadline, timer_sequence_++, slot, generation});
-    std::push_heap(timers_.begin(), timers_.end(), TimerLater{});
-}
-
-void Hub::compact_timers() {
-    std::erase_if(timers_, [this](const TimerEntry& entry) {
-        return !slot_live(entry.slot, entry.generation);
-    });
-    std::make_heap(timers_.begin(), timers_.end(), TimerLater{});
-    dead_timers_ = 0;
-}
-
-Handle Hub::schedule_timer(Clock::time_point when, Clock::duration interval, Callback callback) {
-    std::uint32_t index = acquire_slot(SlotKind::timer, std::move(callback));
-    Slot& slot = slots_[index];
-    slot.interval = interval;
-    push_timer(when.time_since_epoch().count(), index, slot.generation);
-    ++live_timers_;
-    return Handle{this, index, slot.generation};
-}
-
-Handle Hub::call_later(Clock::duration delay, Callback callback) {
-    return schedule_timer(Clock::now() + delay, Clock::duration::zero(), std::move(callback));
-}
-
-Handle Hub::call_at(Clock::time_point when, Callback callback) {
-    return schedule_timer(when, Clock::duration::zero(), std::move(callback));
-}
-
-Handle Hub::call_repeatedly(Clock::duration interval, Callback callback) {
-    if (interval <= Clock::duration::zero()) {
-        throw HubError("kelp::Hub::call_repeatedly: the interval must be positive");
-    }
-    return schedule_timer(Clock::now() + interval, interval, std::move(callback));
-}
-
 // --- loop hooks ----------------------------------------------------------------
 
 Handle Hub::on_tick(Callback callback) {
     std::uint32_t index = acquire_slot(SlotKind::tick, std::move(callback));
-    std::uint32_t generation = slots_[index].generation;
+    std::uint32_t generation = slot_at(index).generation;
     ticks_.emplace_back(index, generation);
     return Handle{this, index, generation};
 }
 
 Handle Hub::on_close(Callback callback) {
     std::uint32_t index = acquire_slot(SlotKind::close, std::move(callback));
-    std::uint32_t generation = slots_[index].generation;
+    std::uint32_t generation = slot_at(index).generation;
     closers_.emplace_back(index, generation);
     return Handle{this, index, generation};
 }
@@ -338,34 +300,40 @@ void Hub::run_timers() {
     const std::uint64_t sequence_limit = timer_sequence_;
     const std::int64_t now = now_.time_since_epoch().count();
     while (!timers_.empty()) {
-        const TimerEntry top = timers_.front();
-        if (top.deadline > now || top.sequence >= sequence_limit) break;
-        std::pop_heap(timers_.begin(), timers_.end(), TimerLater{});
-        timers_.pop_back();
-        if (!slot_live(top.slot, top.generation)) {
+        const TimerEntry top = timers_[0];
+        if (top.deadline > now) break;
+        // Blocks never move, so `slot` stays valid while callbacks schedule
+        // more timers.
+        Slot& slot = slot_at(top.slot);
+        if (slot.kind == SlotKind::cancelled_timer) {
+            pop_timer();
             --dead_timers_;
+            release_slot(top.slot);
             continue;
         }
-        // Move the callback out: it may cancel itself or schedule more timers
-        // (which can reallocate slots_) while it runs.
-        Callback callback = std::move(slots_[top.slot].callback);
-        const Clock::duration interval = slots_[top.slot].interval;
-        if (interval == Clock::duration::zero()) {
+        if (slot.sequence >= sequence_limit) break;
+        pop_timer();
+        // Moved out: the callback may cancel itself while it runs.
+        Callback callback = std::move(slot.callback);
+        if (slot.kind == SlotKind::timer) {
             --live_timers_;
             release_slot(top.slot);
             guarded(callback);
             continue;
         }
+        const std::uint32_t generation = slot.generation;
+        const std::int64_t step = intervals_.at(top.slot).count();
+        firing_slot_ = top.slot;
         guarded(callback);
-        if (!slot_live(top.slot, top.generation)) continue;  // cancelled itself
-        slots_[top.slot].callback = std::move(callback);
+        firing_slot_ = no_slot;
+        if (slot.generation != generation) continue;  // cancelled itself, or close()
+        slot.callback = std::move(callback);
         // Next run counted from the planned time; runs already missed are
         // skipped so a stalled loop does not fire a burst.
-        const std::int64_t step = interval.count();
         std::int64_t next = top.deadline + step;
         const std::int64_t fresh = Clock::now().time_since_epoch().count();
         if (next <= fresh) next += ((fresh - next) / step + 1) * step;
-        push_timer(next, top.slot, top.generation);
+        push_timer(next, top.slot);
     }
 }
 
@@ -384,7 +352,7 @@ void Hub::run_soon() {
     soon_running_.swap(soon_);
     for (auto [index, generation] : soon_running_) {
         if (!slot_live(index, generation)) continue;
-        Callback callback = std::move(slots_[index].callback);
+        Callback callback = std::move(slot_at(index).callback);
         release_slot(index);
         guarded(callback);
     }
@@ -400,9 +368,9 @@ void Hub::run_ticks() {
     for (std::size_t i = 0; i < count && i < ticks_.size(); ++i) {
         auto [index, generation] = ticks_[i];
         if (!slot_live(index, generation)) continue;
-        Callback callback = std::move(slots_[index].callback);
+        Callback callback = std::move(slot_at(index).callback);
         guarded(callback);
-        if (slot_live(index, generation)) slots_[index].callback = std::move(callback);
+        if (slot_live(index, generation)) slot_at(index).callback = std::move(callback);
     }
 }
 
@@ -412,8 +380,7 @@ Hub::Clock::duration Hub::poll_timeout(Clock::duration limit) const {
     }
     Clock::duration timeout = limit;
     if (!timers_.empty()) {
-        const auto until =
-            Clock::duration{timers_.front().deadline} - Clock::now().time_since_epoch();
+        const auto until = Clock::duration{timers_[0].deadline} - Clock::now().time_since_epoch();
         const auto bounded = std::max(until, Clock::duration::zero());
         if (timeout < Clock::duration::zero() || bounded < timeout) timeout = bounded;
     }
@@ -459,6 +426,8 @@ void Hub::iterate(Clock::duration timeout) {
     run_ticks();
     // A callback may have closed the Hub: nothing is left to wait for.
     if (closed_) return;
+    // A cancelled timer on top would only cut the poll short for nothing.
+    drop_cancelled_top();
     poll_and_dispatch(poll_timeout(timeout));
 }
 
@@ -501,7 +470,7 @@ void Hub::close() {
     for (std::size_t i = 0; i < closers_.size(); ++i) {
         auto [index, generation] = closers_[i];
         if (!slot_live(index, generation)) continue;
-        Callback callback = std::move(slots_[index].callback);
+        Callback callback = std::move(slot_at(index).callback);
         release_slot(index);
         guarded(callback);
     }
@@ -513,8 +482,8 @@ void Hub::close() {
     timers_.clear();
     soon_.clear();
     ticks_.clear();
-    for (std::uint32_t i = 0; i < slots_.size(); ++i) {
-        if (slots_[i].kind != SlotKind::free) release_slot(i);
+    for (std::uint32_t i = 0; i < slot_count_; ++i) {
+        if (slot_at(i).kind != SlotKind::free) release_slot(i);
     }
     live_timers_ = 0;
     dead_timers_ = 0;

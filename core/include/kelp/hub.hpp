@@ -19,12 +19,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "kelp/poller.hpp"
@@ -138,20 +140,70 @@ class Hub {
   private:
     friend class Handle;
 
-    enum class SlotKind : std::uint8_t { free, timer, soon, tick, close };
+    // A cancelled timer's slot stays `cancelled_timer` until its heap entry
+    // is popped or compacted away, so an entry never points at a reused slot.
+    // `repeating` timers keep their interval in `intervals_` (few timers
+    // repeat; every Slot carrying one would cost a million timers 8 MB).
+    enum class SlotKind : std::uint8_t {
+        free,
+        timer,
+        repeating,
+        cancelled_timer,
+        soon,
+        tick,
+        close
+    };
+
+    static constexpr std::uint32_t no_slot = UINT32_MAX;
 
     struct Slot {
         Callback callback;
-        Clock::duration interval{};  // > 0 for repeating timers
+        union {
+            std::uint64_t sequence = 0;  // timers: scheduling order, breaks deadline ties
+            std::uint32_t next_free;     // free slots: the free list's link
+        };
+        // Bumped by release and cancel: a reference (Handle, queued entry)
+        // is live exactly while its generation matches.
         std::uint32_t generation = 1;
         SlotKind kind = SlotKind::free;
     };
 
+    // Slots live in fixed blocks that never move: growing the pool copies
+    // nothing and touches only the new block's pages.
+    static constexpr std::uint32_t slot_block_bits = 10;
+    static constexpr std::uint32_t slot_block_size = 1u << slot_block_bits;
+
+    // 16 bytes: four children share a cache line or two, and a million
+    // timers' heap is 16 MB.
     struct TimerEntry {
-        std::int64_t deadline;   // Clock ticks since epoch
-        std::uint64_t sequence;  // ties fire in scheduling order
+        std::int64_t deadline;  // Clock ticks since epoch
         std::uint32_t slot;
-        std::uint32_t generation;
+    };
+
+    // Storage of the timer heap (the ordering is the Hub's, see
+    // hub_timers.cpp). Grown with realloc, which for a large array remaps
+    // pages instead of copying them and never faults the same memory in
+    // twice, where a std::vector copies every entry into fresh pages at
+    // each doubling.
+    class TimerArray {
+      public:
+        TimerArray() = default;
+        ~TimerArray();
+        TimerArray(const TimerArray&) = delete;
+        TimerArray& operator=(const TimerArray&) = delete;
+
+        bool empty() const { return size_ == 0; }
+        std::size_t size() const { return size_; }
+        TimerEntry& operator[](std::size_t i) { return entries_[i]; }
+        const TimerEntry& operator[](std::size_t i) const { return entries_[i]; }
+        void push_back(const TimerEntry& entry);
+        void truncate(std::size_t size) { size_ = size; }
+        void clear() { size_ = 0; }
+
+      private:
+        TimerEntry* entries_ = nullptr;
+        std::size_t size_ = 0;
+        std::size_t capacity_ = 0;
     };
 
     // One direction (read or write) of an fd.
@@ -169,18 +221,31 @@ class Hub {
     };
 
     // Slots: one pool for every cancellable callback, reused through a free list.
-    std::uint32_t acquire_slot(SlotKind kind, Callback callback);
+    Slot& slot_at(std::uint32_t index) {
+        return slot_blocks_[index >> slot_block_bits][index & (slot_block_size - 1)];
+    }
+    const Slot& slot_at(std::uint32_t index) const {
+        return slot_blocks_[index >> slot_block_bits][index & (slot_block_size - 1)];
+    }
+    std::uint32_t acquire_slot(SlotKind kind, Callback&& callback);
     void release_slot(std::uint32_t slot);
     bool slot_live(std::uint32_t slot, std::uint32_t generation) const;
     void cancel_slot(std::uint32_t slot, std::uint32_t generation);
 
-    void push_timer(std::int64_t deadline, std::uint32_t slot, std::uint32_t generation);
+    // Timers (hub_timers.cpp): a 4-ary min-heap on (deadline, sequence).
+    Handle schedule_timer(Clock::time_point when, Clock::duration interval, Callback&& callback);
+    void cancel_timer(std::uint32_t slot);
+    bool timer_before(const TimerEntry& a, const TimerEntry& b) const;
+    void push_timer(std::int64_t deadline, std::uint32_t slot);
+    void pop_timer();
+    void sift_up(std::size_t hole, TimerEntry entry);
+    void sift_down(std::size_t hole, TimerEntry entry);
     void compact_timers();
-    Handle schedule_timer(Clock::time_point when, Clock::duration interval, Callback callback);
+    void drop_cancelled_top();
 
     FdWatch& watch_for(int fd);
     void update_interest(int fd, FdWatch& watch);
-    void add_watcher(int fd, Watcher FdWatch::*direction, Callback callback);
+    void add_watcher(int fd, Watcher FdWatch::*direction, Callback&& callback);
     void remove_watcher(int fd, Watcher FdWatch::*direction);
     bool has_watcher(int fd, Watcher FdWatch::*direction) const;
     void dispatch(int fd, Watcher FdWatch::*direction, std::uint64_t epoch);
@@ -201,13 +266,17 @@ class Hub {
     std::unique_ptr<Poller> poller_;
     std::function<void(std::exception_ptr)> on_error_;
 
-    std::vector<Slot> slots_;
-    std::vector<std::uint32_t> free_slots_;
+    std::vector<std::unique_ptr<Slot[]>> slot_blocks_;
+    std::uint32_t slot_count_ = 0;  // slots ever handed out; the rest of the last block is unused
+    std::uint32_t free_head_ = no_slot;
+    std::unordered_map<std::uint32_t, Clock::duration> intervals_;  // of `repeating` slots
 
-    std::vector<TimerEntry> timers_;  // binary min-heap on (deadline, sequence)
+    TimerArray timers_;
     std::uint64_t timer_sequence_ = 0;
     std::size_t live_timers_ = 0;
     std::size_t dead_timers_ = 0;  // cancelled entries still in the heap
+    // The repeating timer whose callback runs now (popped, not in the heap).
+    std::uint32_t firing_slot_ = no_slot;
 
     std::vector<std::pair<std::uint32_t, std::uint32_t>> soon_;  // (slot, generation)
     std::vector<std::pair<std::uint32_t, std::uint32_t>> soon_running_;
