@@ -16,6 +16,9 @@ TEST_SUITE("base64") {
         CHECK(base64_encode("ab") == "YWI=");
         CHECK(base64_encode("abc") == "YWJj");
         CHECK(base64_encode(std::string("\x00\x01\xff raw", 7)) == "AAH/IHJhdw==");
+        std::string out = "prefix ";
+        kelp::redis::base64_append(out, "ab");
+        CHECK(out == "prefix YWI=");
         CHECK(base64_encode(R"({"a": 1, "txt": "caf\u00e9"})") ==
               "eyJhIjogMSwgInR4dCI6ICJjYWZcdTAwZTkifQ==");
     }

@@ -53,8 +53,14 @@ std::string describe_byte(unsigned char c) {
 
 std::string base64_encode(std::string_view bytes) {
     std::string out;
-    out.resize((bytes.size() + 2) / 3 * 4);
-    char* o = out.data();
+    base64_append(out, bytes);
+    return out;
+}
+
+void base64_append(std::string& out, std::string_view bytes) {
+    const std::size_t start = out.size();
+    out.resize(start + (bytes.size() + 2) / 3 * 4);
+    char* o = out.data() + start;
     std::size_t i = 0;
     const auto byte = [&](std::size_t k) {
         return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[k]));
@@ -74,7 +80,6 @@ std::string base64_encode(std::string_view bytes) {
         *o++ = rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
         *o++ = '=';
     }
-    return out;
 }
 
 std::string base64_decode(std::string_view text) {

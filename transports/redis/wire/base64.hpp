@@ -18,6 +18,8 @@
 namespace kelp::redis {
 
 std::string base64_encode(std::string_view bytes);
+// The same, appended to `out` (no temporary string on the publish path).
+void base64_append(std::string& out, std::string_view bytes);
 
 // Throws kelp::DecodeError saying where the text stops being base64 and why.
 std::string base64_decode(std::string_view text);

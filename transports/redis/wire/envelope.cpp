@@ -40,9 +40,11 @@ constexpr StringProperty kUserId{"user_id", &kelp::Properties::user_id};
 constexpr std::array<StringProperty, 6> kStringProperties = {kCorrelationId, kReplyTo, kMessageId,
                                                              kType,          kAppId,   kUserId};
 
-constexpr std::array<std::string_view, 10> kTypedProperties = {
-    "correlation_id", "reply_to", "message_id",    "timestamp",  "type",
-    "app_id",         "user_id",  "delivery_mode", "expiration", "priority"};
+// Properties with a typed field: an extra property of one of these names is
+// written in the field's place, not with the other extras.
+constexpr std::array<std::string_view, 9> kTypedProperties = {
+    "correlation_id", "reply_to", "message_id",    "timestamp", "type",
+    "app_id",         "user_id",  "delivery_mode", "expiration"};
 
 bool is_one_of(std::string_view name, std::span<const std::string_view> names) {
     return std::find(names.begin(), names.end(), name) != names.end();
@@ -382,7 +384,7 @@ std::string encode_message(const kelp::Envelope& envelope, const DeliveryFields&
     out += "{\"body\": ";
     if (body_encoding == BodyEncoding::base64) {
         out += '"';
-        out += base64_encode(envelope.body);
+        base64_append(out, envelope.body);
         out += '"';
     } else {
         try {
