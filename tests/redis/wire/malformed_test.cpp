@@ -67,6 +67,13 @@ TEST_SUITE("malformed") {
             const auto message = decode_error(text);
             CHECK(contains(message, "invalid JSON"));
         }
+        // A NUL ends nlohmann's input early; the fuzzer found "{...}\0junk" passing.
+        const std::string sound = envelope_with(kSoundProperties);
+        for (const std::string& text : {sound + std::string("\0junk", 5),
+                                        sound + std::string(1, '\0'), std::string("{\0}", 3)}) {
+            const auto message = decode_error(text);
+            CHECK(contains(message, "invalid JSON (a NUL byte at offset"));
+        }
     }
 
     TEST_CASE("row 2: JSON that is not an object") {

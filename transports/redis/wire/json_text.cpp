@@ -101,6 +101,12 @@ ParsedJson parse_kombu_json(std::string_view text, std::string_view what) {
                           "deeper than " + std::to_string(kMaxJsonDepth) +
                           " levels, which Python's json module cannot read either; " +
                           std::to_string(text.size()) + " bytes starting " + preview(text));
+    // nlohmann's parser stops at a NUL byte as at the end of input, so
+    // "{...}\0junk" would pass; JSON has no raw NUL anywhere (Python rejects it).
+    if (const std::size_t nul = text.find('\0'); nul != std::string_view::npos)
+        throw DecodeError("cannot read " + std::string(what) + ": invalid JSON (a NUL byte at " +
+                          "offset " + std::to_string(nul) + "; JSON writes it as \\u0000); " +
+                          std::to_string(text.size()) + " bytes starting " + preview(text));
     ParsedJson parsed;
     std::string_view source = text;
     // Kombu decodes the bytes with errors="replace" before parsing, so
