@@ -95,21 +95,9 @@ std::string_view Hub::poller_name() const {
 
 // --- slots -------------------------------------------------------------------
 
-std::uint32_t Hub::acquire_slot(SlotKind kind, Callback&& callback) {
-    std::uint32_t index = free_head_;
-    if (index != no_slot) {
-        free_head_ = slot_at(index).next_free;
-    } else {
-        if (slot_count_ == slot_blocks_.size() * slot_block_size) {
-            slot_blocks_.push_back(std::make_unique<Slot[]>(slot_block_size));
-        }
-        index = slot_count_++;
-    }
-    Slot& slot = slot_at(index);
-    // A free slot's callback is empty: swapping costs less than a move-assign.
-    slot.callback.swap(callback);
-    slot.kind = kind;
-    return index;
+// Out of line, once per 1024 slots: acquire_slot stays small.
+void Hub::add_slot_block() {
+    slot_blocks_.push_back(std::make_unique<Slot[]>(slot_block_size));
 }
 
 void Hub::release_slot(std::uint32_t index) {
@@ -307,8 +295,7 @@ void Hub::run_timers() {
         Slot& slot = slot_at(top.slot);
         if (slot.kind == SlotKind::cancelled_timer) {
             pop_timer();
-            --dead_timers_;
-            release_slot(top.slot);
+            drop_cancelled(top.slot);
             continue;
         }
         if (slot.sequence >= sequence_limit) break;
@@ -487,6 +474,7 @@ void Hub::close() {
     }
     live_timers_ = 0;
     dead_timers_ = 0;
+    cancelled_bits_.clear();
     std::lock_guard lock(threadsafe_mutex_);
     threadsafe_.clear();
 }

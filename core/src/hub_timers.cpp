@@ -3,10 +3,12 @@
 // The heap is 4-ary (half the depth of a binary heap, so a pop moves half as
 // many entries) over 16-byte entries {deadline, slot}. Ties on the deadline
 // go to the slot's sequence number, so equal deadlines fire in scheduling
-// order. Cancelling is lazy: the slot is marked `cancelled_timer`, its
-// callback destroyed at once, and the entry dropped when it reaches the top
-// or when cancelled entries make up more than half the heap.
+// order. Cancelling is lazy and O(1): the slot is marked `cancelled_timer`
+// (and in `cancelled_bits_`), its callback destroyed at once, and the entry
+// dropped when it reaches the top, or by a compaction once cancelled entries
+// make up more than half the heap.
 #include <algorithm>
+#include <bit>
 #include <cstdlib>
 #include <new>
 #include <type_traits>
@@ -49,16 +51,6 @@ bool Hub::timer_before(const TimerEntry& a, const TimerEntry& b) const {
     return slot_at(a.slot).sequence < slot_at(b.slot).sequence;
 }
 
-void Hub::sift_up(std::size_t hole, TimerEntry entry) {
-    while (hole > 0) {
-        const std::size_t parent = (hole - 1) / heap_arity;
-        if (!timer_before(entry, timers_[parent])) break;
-        timers_[hole] = timers_[parent];
-        hole = parent;
-    }
-    timers_[hole] = entry;
-}
-
 void Hub::sift_down(std::size_t hole, TimerEntry entry) {
     const std::size_t size = timers_.size();
     for (;;) {
@@ -79,8 +71,16 @@ void Hub::sift_down(std::size_t hole, TimerEntry entry) {
 void Hub::push_timer(std::int64_t deadline, std::uint32_t slot) {
     slot_at(slot).sequence = timer_sequence_++;
     const TimerEntry entry{deadline, slot};
+    // Append, then move the hole up to where the entry belongs.
     timers_.push_back(entry);
-    sift_up(timers_.size() - 1, entry);
+    std::size_t hole = timers_.size() - 1;
+    while (hole > 0) {
+        const std::size_t parent = (hole - 1) / heap_arity;
+        if (!timer_before(entry, timers_[parent])) break;
+        timers_[hole] = timers_[parent];
+        hole = parent;
+    }
+    timers_[hole] = entry;
 }
 
 void Hub::pop_timer() {
@@ -103,6 +103,11 @@ void Hub::cancel_timer(std::uint32_t index) {
     if (slot.kind == SlotKind::repeating) intervals_.erase(index);
     ++slot.generation;
     slot.kind = SlotKind::cancelled_timer;
+    const std::size_t word = index / 64;
+    if (word >= cancelled_bits_.size()) {
+        cancelled_bits_.resize(slot_blocks_.size() * (slot_block_size / 64));
+    }
+    cancelled_bits_[word] |= std::uint64_t{1} << (index % 64);
     ++dead_timers_;
     // Whatever the callback holds is let go now, not when the entry surfaces.
     // Swapped out first: its destructor may call back into the Hub.
@@ -111,17 +116,27 @@ void Hub::cancel_timer(std::uint32_t index) {
     if (dead_timers_ > compact_floor && dead_timers_ > timers_.size() / 2) compact_timers();
 }
 
+void Hub::drop_cancelled(std::uint32_t slot) {
+    cancelled_bits_[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
+    --dead_timers_;
+    release_slot(slot);
+}
+
 void Hub::compact_timers() {
+    const auto cancelled = [this](std::uint32_t slot) {
+        return (cancelled_bits_[slot / 64] >> (slot % 64) & 1) != 0;
+    };
     std::size_t kept = 0;
     for (std::size_t i = 0; i < timers_.size(); ++i) {
-        const TimerEntry entry = timers_[i];
-        if (slot_at(entry.slot).kind == SlotKind::cancelled_timer) {
-            release_slot(entry.slot);
-        } else {
-            timers_[kept++] = entry;
-        }
+        if (!cancelled(timers_[i].slot)) timers_[kept++] = timers_[i];
     }
     timers_.truncate(kept);
+    for (std::size_t word = 0; word < cancelled_bits_.size(); ++word) {
+        for (std::uint64_t bits = cancelled_bits_[word]; bits != 0; bits &= bits - 1) {
+            release_slot(static_cast<std::uint32_t>(word * 64 + std::countr_zero(bits)));
+        }
+        cancelled_bits_[word] = 0;
+    }
     // Restore heap order bottom-up, from the last entry that has children.
     if (kept > 1) {
         for (std::size_t i = (kept - 2) / heap_arity + 1; i-- > 0;)
@@ -134,8 +149,7 @@ void Hub::drop_cancelled_top() {
     while (!timers_.empty() && slot_at(timers_[0].slot).kind == SlotKind::cancelled_timer) {
         const std::uint32_t slot = timers_[0].slot;
         pop_timer();
-        --dead_timers_;
-        release_slot(slot);
+        drop_cancelled(slot);
     }
 }
 

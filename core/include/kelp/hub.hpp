@@ -227,7 +227,24 @@ class Hub {
     const Slot& slot_at(std::uint32_t index) const {
         return slot_blocks_[index >> slot_block_bits][index & (slot_block_size - 1)];
     }
-    std::uint32_t acquire_slot(SlotKind kind, Callback&& callback);
+    // Inline: it is on the path of every call_soon and timer.
+    std::uint32_t acquire_slot(SlotKind kind, Callback&& callback) {
+        std::uint32_t index = free_head_;
+        if (index != no_slot) {
+            free_head_ = slot_at(index).next_free;
+        } else {
+            // Slot numbers fill the blocks in order: a multiple of the block
+            // size means the last block is full, or there is none yet.
+            if (slot_count_ % slot_block_size == 0) add_slot_block();
+            index = slot_count_++;
+        }
+        Slot& slot = slot_at(index);
+        // A free slot's callback is empty: swapping costs less than a move-assign.
+        slot.callback.swap(callback);
+        slot.kind = kind;
+        return index;
+    }
+    void add_slot_block();
     void release_slot(std::uint32_t slot);
     bool slot_live(std::uint32_t slot, std::uint32_t generation) const;
     void cancel_slot(std::uint32_t slot, std::uint32_t generation);
@@ -238,8 +255,8 @@ class Hub {
     bool timer_before(const TimerEntry& a, const TimerEntry& b) const;
     void push_timer(std::int64_t deadline, std::uint32_t slot);
     void pop_timer();
-    void sift_up(std::size_t hole, TimerEntry entry);
     void sift_down(std::size_t hole, TimerEntry entry);
+    void drop_cancelled(std::uint32_t slot);
     void compact_timers();
     void drop_cancelled_top();
 
@@ -275,6 +292,11 @@ class Hub {
     std::uint64_t timer_sequence_ = 0;
     std::size_t live_timers_ = 0;
     std::size_t dead_timers_ = 0;  // cancelled entries still in the heap
+    // One bit per slot, set while the slot is a cancelled timer whose entry is
+    // still in the heap: compaction tests these bits (a few hundred KB at
+    // most, cache-resident) rather than every entry's slot, and then releases
+    // the slots in index order, not in scattered heap order.
+    std::vector<std::uint64_t> cancelled_bits_;
     // The repeating timer whose callback runs now (popped, not in the heap).
     std::uint32_t firing_slot_ = no_slot;
 
