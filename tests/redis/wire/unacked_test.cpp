@@ -48,6 +48,13 @@ TEST_SUITE("unacked") {
               "5b3e58ef-a035-487f-96b9-e401cb897fc8");
     }
 
+    TEST_CASE("a message as deep as decode_message allows fits in its record") {
+        // Found by the fuzzer: the record's array is one level more.
+        const std::string deep = "{\"d\": " + std::string(999, '[') + std::string(999, ']') + "}";
+        const UnackedRecord r = decode_unacked(encode_unacked(deep, "", "q"));
+        CHECK(r.payload == deep);
+    }
+
     TEST_CASE("invalid UTF-8 is replaced, as Kombu reads the hash") {
         const UnackedRecord r = decode_unacked("[{\"h\": \"x\xFFy\"}, \"e\xFF\", \"k\"]");
         CHECK(r.payload == "{\"h\": \"x\xEF\xBF\xBDy\"}");

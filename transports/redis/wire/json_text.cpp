@@ -95,10 +95,10 @@ std::string replace_invalid_utf8(std::string_view text) {
     return out;
 }
 
-ParsedJson parse_kombu_json(std::string_view text, std::string_view what) {
-    if (nested_deeper_than(text, kMaxJsonDepth))
+ParsedJson parse_kombu_json(std::string_view text, std::string_view what, std::size_t max_depth) {
+    if (nested_deeper_than(text, max_depth))
         throw DecodeError("cannot read " + std::string(what) + ": it nests arrays or objects " +
-                          "deeper than " + std::to_string(kMaxJsonDepth) +
+                          "deeper than " + std::to_string(max_depth) +
                           " levels, which Python's json module cannot read either; " +
                           std::to_string(text.size()) + " bytes starting " + preview(text));
     // nlohmann's parser stops at a NUL byte as at the end of input, so

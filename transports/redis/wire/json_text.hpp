@@ -28,8 +28,10 @@ struct ParsedJson {
 // Reads a Redis value as Kombu does: bytes decoded as UTF-8 with invalid
 // sequences replaced by U+FFFD (Python's errors="replace"), then Python-dialect
 // JSON (kelp::parse_json). Throws kelp::DecodeError naming `what` ("the
-// message", "the unacked record") for invalid JSON or too deep nesting.
-ParsedJson parse_kombu_json(std::string_view text, std::string_view what);
+// message", "the unacked record") for invalid JSON or nesting deeper than
+// `max_depth`.
+ParsedJson parse_kombu_json(std::string_view text, std::string_view what,
+                            std::size_t max_depth = kMaxJsonDepth);
 
 // `text` with every ill-formed UTF-8 sequence replaced by U+FFFD, one per
 // maximal ill-formed subpart, as Python's decoder does.

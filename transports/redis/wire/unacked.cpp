@@ -41,7 +41,8 @@ std::string encode_unacked(std::string_view payload, std::string_view exchange,
 }
 
 UnackedRecord decode_unacked(std::string_view record) {
-    ParsedJson parsed = parse_kombu_json(record, "an unacked record");
+    // One level more than a message may have: the record's own array.
+    ParsedJson parsed = parse_kombu_json(record, "an unacked record", kMaxJsonDepth + 1);
     kelp::Json& value = parsed.value;
     if (!value.is_array() || value.size() != 3) reject(record, "it is not an array of three");
     if (!value[0].is_object()) reject(record, "its first item is not an envelope object");
