@@ -1,0 +1,383 @@
+#include "client.hpp"
+
+#include <hiredis/hiredis.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <optional>
+
+#include "kelp/errors.hpp"
+#include "kelp/hub.hpp"
+
+namespace kelp::redis {
+namespace {
+
+// How much one read takes off the socket.
+constexpr std::size_t read_chunk = 64 * 1024;
+// Reads per readiness callback before yielding to other fds and timers; the
+// fd stays readable, so the Hub comes back (TLS-buffered bytes excepted,
+// which are always drained).
+constexpr int reads_per_callback = 16;
+
+bool is_push(const redisReply* reply) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return false;
+    const redisReply* kind = reply->element[0];
+    if (kind->type != REDIS_REPLY_STRING) return false;
+    const std::string_view name(kind->str, kind->len);
+    return name == "message" || name == "pmessage" || name == "subscribe" || name == "psubscribe" ||
+           name == "unsubscribe" || name == "punsubscribe";
+}
+
+void expect_ok(const Reply& reply, const std::string& peer, const char* what, const char* advice) {
+    const ReplyView view = reply.view();
+    if (view.is_error()) {
+        throw ConnectionError("redis: " + std::string(what) + " on " + peer +
+                              " failed: " + std::string(view.text()) + advice);
+    }
+}
+
+}  // namespace
+
+// --- connecting ----------------------------------------------------------------
+
+std::unique_ptr<RespClient> RespClient::connect(const Endpoint& endpoint,
+                                                const Handshake& handshake,
+                                                Clock::time_point deadline) {
+    auto client =
+        std::make_unique<RespClient>(connect_stream(endpoint, deadline), endpoint.describe());
+    // One round trip for the whole handshake.
+    std::vector<std::pair<std::shared_ptr<std::optional<Reply>>, const char*>> steps;
+    auto step = [&](std::span<const std::string_view> command, const char* what) {
+        auto slot = std::make_shared<std::optional<Reply>>();
+        client->send(command, [slot](Reply reply) { *slot = std::move(reply); });
+        steps.emplace_back(slot, what);
+    };
+    {
+        Cork cork(*client);
+        if (!handshake.password.empty()) {
+            if (handshake.username.empty()) {
+                step(args({"AUTH", handshake.password}), "AUTH");
+            } else {
+                step(args({"AUTH", handshake.username, handshake.password}), "AUTH");
+            }
+        }
+        const std::string db = std::to_string(handshake.db);
+        if (handshake.db != 0) step(args({"SELECT", db}), "SELECT");
+        if (!handshake.client_name.empty()) {
+            step(args({"CLIENT", "SETNAME", handshake.client_name}), "CLIENT SETNAME");
+        }
+    }
+    client->drain(deadline);
+    for (const auto& [slot, what] : steps) {
+        const std::string_view name(what);
+        expect_ok(**slot, client->peer(), what,
+                  name == "AUTH"     ? "; check the user and password in the URL"
+                  : name == "SELECT" ? "; the db number in the URL path must exist on the server "
+                                       "(see its 'databases' setting)"
+                                     : "");
+    }
+    return client;
+}
+
+RespClient::RespClient(std::unique_ptr<Stream> stream, std::string peer)
+    : stream_(std::move(stream)),
+      reader_(redisReaderCreate()),
+      peer_(std::move(peer)),
+      read_buffer_(read_chunk) {
+    if (!reader_) throw Error("redis: out of memory creating a reply reader");
+}
+
+RespClient::~RespClient() {
+    close();
+}
+
+// --- the Hub ---------------------------------------------------------------------
+
+void RespClient::attach(Hub* hub) {
+    if (hub_ == hub) return;
+    if (hub_ != nullptr && stream_) {
+        hub_->remove_reader(stream_->fd());
+        if (writer_added_) hub_->remove_writer(stream_->fd());
+    }
+    writer_added_ = false;
+    hub_ = hub;
+    if (hub_ != nullptr && stream_) {
+        hub_->add_reader(stream_->fd(), [this] { on_readable(); });
+        update_writer();
+    }
+}
+
+void RespClient::update_writer() {
+    if (hub_ == nullptr || !stream_) return;
+    // A TLS read that must write first waits on writability too.
+    const bool want = output_pending() || stream_->wants_write();
+    if (want && !writer_added_) {
+        hub_->add_writer(stream_->fd(), [this] { on_writable(); });
+        writer_added_ = true;
+    } else if (!want && writer_added_) {
+        hub_->remove_writer(stream_->fd());
+        writer_added_ = false;
+    }
+}
+
+void RespClient::on_readable() {
+    std::weak_ptr<char> alive = life_;
+    if (!read_some()) return;
+    if (!dispatch_replies() || alive.expired()) return;
+    update_writer();
+}
+
+void RespClient::on_writable() {
+    std::weak_ptr<char> alive = life_;
+    if (!write_some()) return;
+    // A TLS stream may have wanted to write to finish a read.
+    if (stream_->has_buffered_input() || stream_->wants_write()) {
+        if (!read_some()) return;
+        if (!dispatch_replies() || alive.expired()) return;
+    }
+    update_writer();
+}
+
+// --- sending -----------------------------------------------------------------------
+
+void RespClient::append_command(std::span<const std::string_view> command) {
+    if (broken_) std::rethrow_exception(broken_);
+    if (!stream_) throw ConnectionError("redis: connection to " + peer_ + " is closed");
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lengths;
+    argv.reserve(command.size());
+    lengths.reserve(command.size());
+    for (std::string_view part : command) {
+        argv.push_back(part.data());
+        lengths.push_back(part.size());
+    }
+    char* formatted = nullptr;
+    const int length = redisFormatCommandArgv(&formatted, static_cast<int>(argv.size()),
+                                              argv.data(), lengths.data());
+    if (length < 0) throw Error("redis: out of memory formatting a command");
+    out_.append(formatted, static_cast<std::size_t>(length));
+    redisFreeCommand(formatted);
+}
+
+void RespClient::send(std::span<const std::string_view> command, ReplyCallback callback) {
+    append_command(command);
+    callbacks_.push_back(std::move(callback));
+    if (corks_ == 0) {
+        if (!write_some()) return;
+        update_writer();
+    }
+}
+
+void RespClient::send_subscription(std::span<const std::string_view> command) {
+    append_command(command);
+    if (corks_ == 0) {
+        if (!write_some()) return;
+        update_writer();
+    }
+}
+
+bool RespClient::write_some() {
+    try {
+        while (output_pending()) {
+            const IoResult result = stream_->write(
+                std::span<const char>(out_.data() + out_pos_, out_.size() - out_pos_));
+            if (result.status != IoStatus::done) break;
+            out_pos_ += result.bytes;
+        }
+    } catch (const Error&) {
+        fail(std::current_exception());
+        return false;
+    }
+    if (out_pos_ == out_.size()) {
+        out_.clear();
+        out_pos_ = 0;
+    } else if (out_pos_ > out_.size() / 2) {
+        // Keep the unsent tail at the front so the buffer does not only grow.
+        out_.erase(0, out_pos_);
+        out_pos_ = 0;
+    }
+    return true;
+}
+
+RespClient::Cork::Cork(RespClient& client) : client_(client) {
+    ++client_.corks_;
+}
+
+RespClient::Cork::~Cork() {
+    if (--client_.corks_ == 0 && client_.stream_ && !client_.broken_) {
+        if (client_.write_some()) client_.update_writer();
+    }
+}
+
+// --- receiving ---------------------------------------------------------------------
+
+bool RespClient::read_some() {
+    if (!stream_) return false;
+    try {
+        for (int reads = 0; reads < reads_per_callback || stream_->has_buffered_input(); ++reads) {
+            const IoResult result = stream_->read(std::span<char>(read_buffer_));
+            if (result.status == IoStatus::would_block) break;
+            if (result.status == IoStatus::closed) {
+                throw ConnectionError(
+                    "redis: " + peer_ + " closed the connection" +
+                    (callbacks_.empty()
+                         ? std::string()
+                         : " with " + std::to_string(callbacks_.size()) + " replies outstanding"));
+            }
+            if (redisReaderFeed(reader_.get(), read_buffer_.data(), result.bytes) != REDIS_OK) {
+                throw Error("redis: out of memory reading a reply");
+            }
+            if (result.bytes < read_buffer_.size() && !stream_->has_buffered_input()) break;
+        }
+    } catch (const Error&) {
+        fail(std::current_exception());
+        return false;
+    }
+    return true;
+}
+
+bool RespClient::dispatch_replies() {
+    std::weak_ptr<char> alive = life_;
+    while (stream_) {
+        void* raw = nullptr;
+        if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK) {
+            fail(std::make_exception_ptr(ConnectionError(
+                "redis: protocol error from " + peer_ + ": " + std::string(reader_->errstr) +
+                "; is that a Redis server speaking RESP2?")));
+            return false;
+        }
+        if (raw == nullptr) return true;
+        ReplyPtr reply(static_cast<redisReply*>(raw));
+        if (push_handler_ && is_push(reply.get())) {
+            push_handler_(ReplyView(reply.get()));
+            if (alive.expired()) return false;
+            continue;
+        }
+        if (callbacks_.empty()) {
+            fail(std::make_exception_ptr(
+                ConnectionError("redis: " + peer_ + " sent a reply no command was waiting for (" +
+                                ReplyView(reply.get()).describe() + ")")));
+            return false;
+        }
+        // Taken off the queue before it runs: the callback may send, call or
+        // wait, and nested dispatching must see the next one at the front.
+        ReplyCallback callback = std::move(callbacks_.front());
+        callbacks_.pop_front();
+        if (callback) {
+            callback(Reply(std::move(reply)));
+            if (alive.expired()) return false;
+        }
+    }
+    return false;
+}
+
+// --- waiting without the Hub ---------------------------------------------------------
+
+template <class Done>
+void RespClient::wait_until(Done done, Clock::time_point deadline, const char* what) {
+    std::weak_ptr<char> alive = life_;
+    while (!done()) {
+        if (broken_) std::rethrow_exception(broken_);
+        if (!stream_) throw ConnectionError("redis: connection to " + peer_ + " is closed");
+        if (!write_some()) continue;
+        if (!stream_->has_buffered_input()) {
+            short events = POLLIN;
+            if (output_pending() || stream_->wants_write()) events |= POLLOUT;
+            if (!wait_ready(stream_->fd(), events, deadline)) {
+                throw TimeoutError("redis: no reply from " + peer_ + " to " + what +
+                                   " before the deadline (socket_timeout)");
+            }
+        }
+        if (!read_some()) continue;
+        dispatch_replies();
+        if (alive.expired()) return;
+    }
+    update_writer();
+}
+
+Reply RespClient::call(std::span<const std::string_view> command, Clock::time_point deadline) {
+    // Shared with the callback, which outlives this call on a timeout.
+    auto slot = std::make_shared<std::optional<Reply>>();
+    send(command, [slot](Reply reply) { *slot = std::move(reply); });
+    const std::string what = command.empty() ? "a command" : std::string(command[0]);
+    wait_until([&] { return slot->has_value(); }, deadline, what.c_str());
+    return std::move(**slot);
+}
+
+void RespClient::drain(Clock::time_point deadline) {
+    wait_until([this] { return callbacks_.empty(); }, deadline, "pipelined commands");
+}
+
+// --- failure and closing ---------------------------------------------------------------
+
+void RespClient::fail_callbacks(const std::exception_ptr& error) {
+    std::weak_ptr<char> alive = life_;
+    // One at a time from the front: a callback may queue nothing (the
+    // connection is broken) but may destroy the client.
+    while (!callbacks_.empty()) {
+        ReplyCallback callback = std::move(callbacks_.front());
+        callbacks_.pop_front();
+        if (callback) {
+            callback(Reply(error));
+            if (alive.expired()) return;
+        }
+    }
+}
+
+void RespClient::fail(std::exception_ptr error) {
+    if (broken_) return;
+    broken_ = error;
+    attach(nullptr);
+    stream_.reset();
+    out_.clear();
+    out_pos_ = 0;
+    std::weak_ptr<char> alive = life_;
+    fail_callbacks(error);
+    if (alive.expired()) return;
+    if (broken_handler_) {
+        BrokenHandler handler = std::move(broken_handler_);
+        handler(error);
+    }
+}
+
+void RespClient::close() noexcept {
+    if (!stream_) return;
+    attach(nullptr);
+    stream_.reset();
+    out_.clear();
+    out_pos_ = 0;
+    broken_ = std::make_exception_ptr(
+        ConnectionError("redis: connection to " + peer_ + " was closed by kelp"));
+    try {
+        fail_callbacks(broken_);
+    } catch (...) {
+        // A callback that throws while the connection closes has nowhere to
+        // report to; the connection is gone either way.
+    }
+}
+
+// --- Pipeline ---------------------------------------------------------------------
+
+Pipeline::Pipeline(RespClient& client) : client_(client) {
+    cork_.emplace(client_);
+}
+
+std::size_t Pipeline::add(std::span<const std::string_view> command) {
+    auto slot = std::make_shared<std::optional<Reply>>();
+    client_.send(command, [slot](Reply reply) { *slot = std::move(reply); });
+    replies_.push_back(std::move(slot));
+    return replies_.size() - 1;
+}
+
+void Pipeline::run(Clock::time_point deadline) {
+    cork_.reset();
+    client_.drain(deadline);
+}
+
+const Reply& Pipeline::reply(std::size_t index) const {
+    const auto& slot = *replies_.at(index);
+    if (!slot) throw Error("redis: pipeline reply read before Pipeline::run");
+    return *slot;
+}
+
+}  // namespace kelp::redis

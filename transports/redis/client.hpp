@@ -1,0 +1,179 @@
+// RespClient: one connection to a Redis server speaking RESP2. hiredis only
+// encodes commands (redisFormatCommandArgv) and parses replies (its
+// redisReader); the socket is ours, non-blocking, and lives on a Hub.
+//
+//   auto client = RespClient::connect(endpoint, {.password = "s3cret", .db = 2}, deadline);
+//   client->attach(&hub);
+//   client->send(args({"LPUSH", "q", "m"}), [](Reply r) { ... });   // pipelined
+//   Reply pong = client->call(args({"PING"}), deadline);             // synchronous
+//
+// Replies come back in command order, each to its command's callback. When the
+// connection breaks (EOF, reset, protocol error), every callback still waiting
+// gets a failed Reply carrying a ConnectionError, in order: no reply is lost
+// and none is matched to the wrong command.
+//
+// Synchronous calls wait on this socket alone with poll(), not on the Hub, so
+// they work the same inside a Hub callback (where the Hub cannot be run
+// again) and outside; replies of earlier pipelined commands that arrive
+// meanwhile go to their callbacks as usual.
+//
+// A subscriber connection sets a push handler: pub/sub messages and
+// (p)subscribe confirmations go there instead of to command callbacks.
+//
+// Thread rules: a RespClient belongs to one thread at a time, the thread of
+// the Hub it is attached to.
+#pragma once
+
+#include <hiredis/read.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "reply.hpp"
+#include "stream.hpp"
+
+namespace kelp {
+class Hub;
+}
+
+namespace kelp::redis {
+
+struct Handshake {
+    std::string username;  // Redis 6 ACL user; empty: AUTH with the password only
+    std::string password;  // empty: no AUTH
+    std::int64_t db = 0;
+    std::string client_name;  // CLIENT SETNAME, to find kelp in CLIENT LIST; empty: none
+};
+
+class RespClient {
+  public:
+    using ReplyCallback = std::function<void(Reply)>;
+    using PushHandler = std::function<void(ReplyView)>;
+    using BrokenHandler = std::function<void(std::exception_ptr)>;
+
+    // Connects, authenticates and selects the db before `deadline`. Throws
+    // ConnectionError (refused, timeout, authentication failed, ...).
+    static std::unique_ptr<RespClient> connect(const Endpoint& endpoint, const Handshake& handshake,
+                                               Clock::time_point deadline);
+
+    RespClient(std::unique_ptr<Stream> stream, std::string peer);
+    ~RespClient();
+    RespClient(const RespClient&) = delete;
+    RespClient& operator=(const RespClient&) = delete;
+
+    // Puts the socket on `hub` (off the one it was on); nullptr detaches.
+    void attach(Hub* hub);
+
+    // Queues a command; `callback` (may be empty) gets its reply later.
+    // Throws ConnectionError when the connection is already broken.
+    void send(std::span<const std::string_view> args, ReplyCallback callback = {});
+    // Queues (P)SUBSCRIBE / (P)UNSUBSCRIBE, whose confirmations come to the
+    // push handler, not to a command callback.
+    void send_subscription(std::span<const std::string_view> args);
+    // Sends and waits for this command's reply. Throws TimeoutError at the
+    // deadline (the late reply is then dropped when it comes) and
+    // ConnectionError when the connection broke. Error replies are returned.
+    Reply call(std::span<const std::string_view> args, Clock::time_point deadline);
+    // Waits until every command sent so far has its reply.
+    void drain(Clock::time_point deadline);
+
+    void set_push_handler(PushHandler handler) { push_handler_ = std::move(handler); }
+    // Called once when the connection breaks, after the waiting callbacks.
+    void set_broken_handler(BrokenHandler handler) { broken_handler_ = std::move(handler); }
+
+    bool broken() const { return broken_ != nullptr; }
+    // Commands sent whose replies have not come yet.
+    std::size_t pending() const { return callbacks_.size(); }
+    const std::string& peer() const { return peer_; }
+
+    // Closes the socket; waiting callbacks get a ConnectionError. Idempotent.
+    void close() noexcept;
+
+    // Holds writes back while alive, so commands queued together leave in one
+    // write; the last Cork to go writes them. Nests.
+    class Cork {
+      public:
+        explicit Cork(RespClient& client);
+        ~Cork();
+        Cork(const Cork&) = delete;
+        Cork& operator=(const Cork&) = delete;
+
+      private:
+        RespClient& client_;
+    };
+
+  private:
+    struct ReaderDeleter {
+        void operator()(redisReader* reader) const { redisReaderFree(reader); }
+    };
+
+    void on_readable();
+    void on_writable();
+    // Moves bytes; on failure they break the connection and return false.
+    bool write_some();
+    bool read_some();
+    // Hands every complete reply to its callback; false once broken or closed.
+    bool dispatch_replies();
+    void update_writer();
+    void append_command(std::span<const std::string_view> args);
+    // Runs the socket (not the Hub) until `done()` or the deadline.
+    template <class Done>
+    void wait_until(Done done, Clock::time_point deadline, const char* what);
+    void fail(std::exception_ptr error);
+    void fail_callbacks(const std::exception_ptr& error);
+    bool output_pending() const { return out_pos_ < out_.size(); }
+
+    std::unique_ptr<Stream> stream_;
+    std::unique_ptr<redisReader, ReaderDeleter> reader_;
+    std::string peer_;
+    std::string out_;
+    std::size_t out_pos_ = 0;
+    std::deque<ReplyCallback> callbacks_;
+    PushHandler push_handler_;
+    BrokenHandler broken_handler_;
+    std::exception_ptr broken_;
+    Hub* hub_ = nullptr;
+    bool writer_added_ = false;
+    int corks_ = 0;
+    std::vector<char> read_buffer_;
+    // Expires when the client is destroyed: code that ran a callback checks it
+    // before touching members again (a callback may destroy the client).
+    std::shared_ptr<char> life_ = std::make_shared<char>();
+};
+
+// Several commands sent in one write, then waited for together:
+//   Pipeline batch(client);
+//   for (...) batch.add(args({"HGET", hash, field}));
+//   batch.run(deadline);
+//   batch.reply(0).view() ...
+class Pipeline {
+  public:
+    explicit Pipeline(RespClient& client);
+    // Queues a command (not written until run); returns its index.
+    std::size_t add(std::span<const std::string_view> command);
+    // Writes the commands and waits for every reply.
+    void run(Clock::time_point deadline);
+    std::size_t size() const { return replies_.size(); }
+    const Reply& reply(std::size_t index) const;
+
+  private:
+    RespClient& client_;
+    std::optional<RespClient::Cork> cork_;
+    std::vector<std::shared_ptr<std::optional<Reply>>> replies_;
+};
+
+// Builds an argument list from string literals and strings, for send/call:
+//   client.call(args({"HGET", key, field}), deadline)
+inline std::vector<std::string_view> args(std::initializer_list<std::string_view> parts) {
+    return std::vector<std::string_view>(parts);
+}
+
+}  // namespace kelp::redis
