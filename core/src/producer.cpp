@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "envelope_pool.hpp"
 #include "kelp/compression.hpp"
 #include "kelp/connection.hpp"
 #include "kelp/errors.hpp"
@@ -32,7 +33,7 @@ void Producer::publish(const Json& value, const PublishOptions& options) {
     Encoded encoded = encode(value, serializer);
     // Built in its final place: the envelope is shared from here to the
     // broker (and to a retry) without being moved or copied.
-    auto envelope = std::make_shared<Envelope>();
+    auto envelope = detail::pooled_envelope();
     envelope->body = std::move(encoded.body);
     envelope->properties.content_type = std::move(encoded.content_type);
     envelope->properties.content_encoding = std::move(encoded.content_encoding);
@@ -41,7 +42,10 @@ void Producer::publish(const Json& value, const PublishOptions& options) {
 }
 
 void Producer::publish_bytes(std::string_view body, const PublishOptions& options) {
-    auto envelope = std::make_shared<Envelope>();
+    // A recycled envelope: the body and the content type fit the capacity
+    // an earlier message left, so a stream of small messages allocates
+    // nothing here.
+    auto envelope = detail::pooled_envelope();
     envelope->body.assign(body);
     Properties& p = envelope->properties;
     if (options.content_type.empty() && options.content_encoding.empty()) {
@@ -57,8 +61,21 @@ void Producer::publish_bytes(std::string_view body, const PublishOptions& option
     send(std::move(envelope), options);
 }
 
+namespace {
+
+// Envelopes are recycled, so every field is assigned; most are empty on
+// both sides, and this skips the copy for those.
+void assign(std::string& to, const std::string& from) {
+    if (!to.empty() || !from.empty()) to = from;
+}
+
+}  // namespace
+
 void Producer::prepare(Envelope& envelope, const PublishOptions& options) const {
-    envelope.headers = options.headers;
+    // A pooled envelope comes with null headers.
+    if (!options.headers.is_null() || !envelope.headers.is_null()) {
+        envelope.headers = options.headers;
+    }
     const std::string& compression =
         options.compression.empty() ? options_.compression : options.compression;
     if (!compression.empty()) {
@@ -70,12 +87,12 @@ void Producer::prepare(Envelope& envelope, const PublishOptions& options) const 
     p.priority = options.priority;
     p.delivery_mode = options.delivery_mode.value_or(options_.delivery_mode);
     p.expiration = options.expiration;
-    p.correlation_id = options.correlation_id;
-    p.reply_to = options.reply_to;
-    p.message_id = options.message_id;
-    p.type = options.type;
-    p.app_id = options.app_id;
-    p.user_id = options.user_id;
+    assign(p.correlation_id, options.correlation_id);
+    assign(p.reply_to, options.reply_to);
+    assign(p.message_id, options.message_id);
+    assign(p.type, options.type);
+    assign(p.app_id, options.app_id);
+    assign(p.user_id, options.user_id);
     p.timestamp = options.timestamp;
 }
 
@@ -83,17 +100,24 @@ void Producer::send(std::shared_ptr<const Envelope> envelope, const PublishOptio
     const Exchange& exchange = options.exchange ? *options.exchange : options_.exchange;
     const std::string& routing_key =
         options.routing_key ? *options.routing_key : options_.routing_key;
-    auto attempt = [&] {
+    auto declare = [&] {
         for (const Queue& queue : options.declare)
             connection_.maybe_declare(queue);
         if (options.exchange && !exchange.is_default()) connection_.maybe_declare(exchange);
-        // Shared, not moved: a retry publishes the same envelope again.
-        channel().basic_publish(envelope, exchange.name, routing_key, {options.mandatory});
     };
     if (options.retry) {
-        connection_.ensure(attempt, *options.retry);
+        connection_.ensure(
+            [&] {
+                declare();
+                // Shared, not moved: a retry publishes the same envelope again.
+                channel().basic_publish(envelope, exchange.name, routing_key, {options.mandatory});
+            },
+            *options.retry);
     } else {
-        attempt();
+        declare();
+        // Moved: no reference count to touch on the way to the broker.
+        channel().basic_publish(std::move(envelope), exchange.name, routing_key,
+                                {options.mandatory});
     }
 }
 
