@@ -114,15 +114,21 @@ std::uint64_t Consumer::purge() {
 void Consumer::deliver(Message& message) {
     try {
         const std::string& type = message.content_type();
-        options_.accept.check(type);
-        // Raw bytes and text decode lazily (nothing can fail that matters);
-        // structured types and compressed bodies are decoded now, so a bad
-        // one goes to on_decode_error instead of the callback.
+        // A consumer mostly sees one content type over and over: the last
+        // accepted one is remembered, and only another goes through the list.
+        if (type != accepted_type_) {
+            options_.accept.check(type);
+            accepted_type_ = type;
+            // Raw bytes and text decode lazily (nothing can fail that
+            // matters); structured types are decoded now, so a bad one goes
+            // to on_decode_error instead of the callback.
+            accepted_type_is_structured_ =
+                !(type.empty() || type == "application/data" || type == "text/plain");
+        }
+        // So are compressed bodies.
         const bool compressed =
             message.headers().is_object() && message.headers().contains("compression");
-        if (compressed || !(type.empty() || type == "application/data" || type == "text/plain")) {
-            (void)message.payload();
-        }
+        if (compressed || accepted_type_is_structured_) (void)message.payload();
     } catch (const ContentDisallowed&) {
         handle_decode_error(message, std::current_exception());
         return;

@@ -83,6 +83,10 @@ class Consumer {
     ConsumerOptions options_;
     std::vector<std::pair<std::string, std::string>> active_;  // (queue, consumer tag)
     std::uint64_t tag_counter_ = 0;
+    // The content type of the last message that passed the accept list.
+    // Starts as "application/data", which every accept list allows.
+    std::string accepted_type_{raw_content_type};
+    bool accepted_type_is_structured_ = false;
 };
 
 }  // namespace kelp
