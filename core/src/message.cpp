@@ -17,6 +17,20 @@ Message::Message(std::shared_ptr<const Envelope> envelope, DeliveryInfo info,
     : envelope_(std::move(envelope)),
       info_(std::move(info)),
       channel_(std::move(channel)),
+      channel_ptr_(channel_.lock().get()),
+      state_(no_ack ? MessageState::auto_acked : MessageState::received) {}
+
+Message::Message(std::shared_ptr<const Envelope> envelope, const DeliveryInfoView& info,
+                 Channel& channel, bool no_ack)
+    : envelope_(std::move(envelope)),
+      info_{std::string(info.exchange),
+            std::string(info.routing_key),
+            std::string(info.consumer_tag),
+            std::string(info.queue),
+            info.delivery_tag,
+            info.redelivered},
+      channel_(channel.weak_from_this()),
+      channel_ptr_(&channel),
       state_(no_ack ? MessageState::auto_acked : MessageState::received) {}
 
 namespace {
@@ -63,8 +77,8 @@ void Message::settle(MessageState next, const char* verb) {
                                 std::to_string(info_.delivery_tag) + ": it was already " +
                                 state_name(state_) + "; a message is settled exactly once");
     }
-    auto channel = channel_.lock();
-    if (!channel || !channel->is_open()) {
+    Channel* channel = channel_.expired() ? nullptr : channel_ptr_;
+    if (channel == nullptr || !channel->is_open()) {
         throw ChannelError(std::string("cannot ") + verb + " message " +
                            std::to_string(info_.delivery_tag) +
                            ": its channel is closed, so the broker has already put it back for "

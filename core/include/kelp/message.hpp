@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "kelp/json.hpp"
 
@@ -57,6 +58,17 @@ struct DeliveryInfo {
     bool redelivered = false;
 };
 
+// DeliveryInfo as a transport has it at hand, in its own records: a Message
+// copies each string once into its DeliveryInfo.
+struct DeliveryInfoView {
+    std::string_view exchange;
+    std::string_view routing_key;
+    std::string_view consumer_tag;
+    std::string_view queue;
+    std::uint64_t delivery_tag = 0;
+    bool redelivered = false;
+};
+
 enum class MessageState : std::uint8_t { received, acked, rejected, requeued, auto_acked };
 
 class Message {
@@ -66,6 +78,12 @@ class Message {
     // a received message costs one allocation however often it is handed on.
     Message(std::shared_ptr<const Envelope> envelope, DeliveryInfo info,
             std::weak_ptr<Channel> channel, bool no_ack);
+    // The same for a transport delivering on `channel` (owned by a
+    // shared_ptr): the strings are copied in place, not built and moved, and
+    // settling needs no lock of the weak reference. The cheap way for a
+    // transport's delivery loop.
+    Message(std::shared_ptr<const Envelope> envelope, const DeliveryInfoView& info,
+            Channel& channel, bool no_ack);
     Message(Message&&) noexcept = default;
     Message& operator=(Message&&) noexcept = default;
     Message(const Message&) = delete;
@@ -103,7 +121,12 @@ class Message {
     std::shared_ptr<const Envelope> envelope_;
     DeliveryInfo info_;
     mutable std::optional<Json> payload_;
+    // The weak reference says whether the channel still exists; the plain
+    // pointer reaches it without locking the weak one (a message and its
+    // channel share a thread, so nothing can destroy the channel between
+    // the check and the call).
     std::weak_ptr<Channel> channel_;
+    Channel* channel_ptr_ = nullptr;
     MessageState state_ = MessageState::received;
 };
 
