@@ -80,6 +80,10 @@ QueueState::QueueState(Queue definition_)
 
 // --- MemoryBroker --------------------------------------------------------------
 
+// Spare nodes the broker keeps: enough for a deep pipeline of small
+// messages, bounded so a burst does not pin its memory for good.
+constexpr std::size_t max_free_nodes = 4096;
+
 std::shared_ptr<MemoryBroker> MemoryBroker::named(const std::string& name) {
     static std::mutex mutex;
     static std::unordered_map<std::string, std::shared_ptr<MemoryBroker>> brokers;
@@ -105,11 +109,13 @@ void MemoryBroker::exchange_declare(const Exchange& exchange, bool passive) {
     }
     exchanges_.declare(exchange.name, exchange.type, exchange.durable, exchange.auto_delete,
                        exchange.arguments);
+    topology_changed();
 }
 
 void MemoryBroker::exchange_delete(const std::string& name, bool if_unused) {
     std::lock_guard lock(mutex_);
     exchanges_.remove(name, if_unused);
+    topology_changed();
 }
 
 QueueDeclareOk MemoryBroker::queue_declare(const Queue& queue, bool passive) {
@@ -148,6 +154,7 @@ QueueDeclareOk MemoryBroker::queue_declare(const Queue& queue, bool passive) {
     auto created = std::make_shared<QueueState>(std::move(definition));
     const QueueDeclareOk ok{name, 0, 0};
     queues_.emplace(name, std::move(created));
+    topology_changed();
     return ok;
 }
 
@@ -163,12 +170,14 @@ void MemoryBroker::queue_bind(const std::string& queue, const std::string& excha
             "its name; bind to a named exchange");
     }
     exchanges_.bind(exchange, queue, routing_key, arguments);
+    topology_changed();
 }
 
 void MemoryBroker::queue_unbind(const std::string& queue, const std::string& exchange,
                                 const std::string& routing_key, const Table& arguments) {
     std::lock_guard lock(mutex_);
     exchanges_.unbind(exchange, queue, routing_key, arguments);
+    topology_changed();
 }
 
 std::uint64_t MemoryBroker::queue_purge(const std::string& queue) {
@@ -176,8 +185,11 @@ std::uint64_t MemoryBroker::queue_purge(const std::string& queue) {
     QueueState* state = find_queue(queue);
     if (state == nullptr) throw NotFound("NOT_FOUND - no queue '" + queue + "' to purge");
     const std::uint64_t count = state->size;
-    for (auto& level : state->levels)
+    for (auto& level : state->levels) {
+        for (Node& node : level)
+            recycle_locked(std::move(node));
         level.clear();
+    }
     state->size = 0;
     state->bytes = 0;
     return count;
@@ -198,11 +210,19 @@ std::uint64_t MemoryBroker::queue_delete(const std::string& queue, bool if_unuse
     }
     const std::uint64_t count = state.size;
     state.deleted = true;
+    for (auto& level : state.levels) {
+        for (Node& node : level)
+            recycle_locked(std::move(node));
+        level.clear();
+    }
+    state.size = 0;
+    state.bytes = 0;
     exchanges_.remove_queue(queue);
     // Consumers notice the deletion on their next delivery pass.
     for (auto& listener : state.listeners)
         listener->notify();
     queues_.erase(it);
+    topology_changed();
     return count;
 }
 
@@ -221,62 +241,106 @@ void MemoryBroker::route_locked(const std::string& exchange, const std::string& 
     }
 }
 
-bool MemoryBroker::publish(const std::shared_ptr<const Envelope>& envelope,
-                           const std::string& exchange, const std::string& routing_key) {
+const std::vector<QueueState*>& MemoryBroker::route_cached(const std::string& exchange,
+                                                           const std::string& routing_key,
+                                                           const Table& headers,
+                                                           RouteCache& route) {
+    if (route.topology == topology_ && route.exchange == exchange &&
+        route.routing_key == routing_key) {
+        return route.targets;
+    }
+    // A headers exchange routes on each message's headers: nothing to keep.
+    if (!exchange.empty() && exchanges_.type_of(exchange) == ExchangeType::headers) {
+        route_locked(exchange, routing_key, headers, target_buffer_);
+        return target_buffer_;
+    }
+    route.topology = 0;  // stays empty if routing throws (no such exchange)
+    route_locked(exchange, routing_key, headers, route.targets);
+    route.topology = topology_;
+    route.exchange = exchange;
+    route.routing_key = routing_key;
+    return route.targets;
+}
+
+Node MemoryBroker::new_node_locked() {
+    if (free_nodes_.empty()) return std::make_unique<QueuedMessage>();
+    Node node = std::move(free_nodes_.back());
+    free_nodes_.pop_back();
+    return node;
+}
+
+void MemoryBroker::recycle_locked(Node node) {
+    node->stored.envelope.reset();
+    if (free_nodes_.size() < max_free_nodes) free_nodes_.push_back(std::move(node));
+}
+
+bool MemoryBroker::publish(std::shared_ptr<const Envelope>&& envelope, const std::string& exchange,
+                           const std::string& routing_key, RouteCache& route) {
     std::lock_guard lock(mutex_);
     ++stats_.published;
-    std::vector<QueueState*>& targets = target_buffer_;
-    route_locked(exchange, routing_key, envelope->headers, targets);
+    const std::vector<QueueState*>& targets =
+        route_cached(exchange, routing_key, envelope->headers, route);
     if (targets.empty()) {
         ++stats_.unroutable;
         return false;
     }
-    StoredMessage message{envelope, exchange, routing_key, std::nullopt, false};
-    // Copy to every queue but the last, which takes the original.
+    // One node per queue; the last takes the caller's reference.
     const std::size_t count = targets.size();
     for (std::size_t i = 0; i < count; ++i) {
-        QueueState& queue = *targets[i];
+        Node node = new_node_locked();
+        virt::StoredMessage& stored = node->stored;
         if (i + 1 < count) {
-            store(queue, message);
+            stored.envelope = envelope;
         } else {
-            store(queue, std::move(message));
+            stored.envelope = std::move(envelope);
         }
+        // Assigned, not constructed: a reused node's strings keep their room.
+        stored.exchange = exchange;
+        stored.routing_key = routing_key;
+        stored.redelivered = false;
+        store(*targets[i], std::move(node));
     }
     return true;
 }
 
-void MemoryBroker::store(QueueState& queue, StoredMessage message) {
+void MemoryBroker::store(QueueState& queue, Node node) {
+    virt::StoredMessage& message = node->stored;
+    const Properties& properties = message.envelope->properties;
     std::optional<std::chrono::milliseconds> ttl = queue.message_ttl;
-    if (const auto& expiration = message.envelope->properties.expiration) {
-        if (!ttl || *expiration < *ttl) ttl = expiration;
+    if (properties.expiration && (!ttl || *properties.expiration < *ttl)) {
+        ttl = properties.expiration;
     }
     // The clock is read only for messages that can expire.
     message.expires_at = ttl ? std::optional(Clock::now() + *ttl) : std::nullopt;
+    if (ttl) queue.may_expire = true;
     std::size_t level = 0;
     if (queue.max_priority > 0) {
-        level = std::min<std::size_t>(message.envelope->properties.priority.value_or(0),
-                                      queue.max_priority);
+        level = std::min<std::size_t>(properties.priority.value_or(0), queue.max_priority);
     }
-    queue.bytes += message.envelope->body.size();
-    queue.levels[level].push_back(std::move(message));
+    node->body_size = message.envelope->body.size();
+    if (queue.max_length_bytes) queue.bytes += node->body_size;
+    queue.levels[level].push_back(std::move(node));
     ++queue.size;
     // Overflow drops from the head, as RabbitMQ's default drop-head does.
     while ((queue.max_length && queue.size > static_cast<std::size_t>(*queue.max_length)) ||
            (queue.max_length_bytes &&
             queue.bytes > static_cast<std::size_t>(*queue.max_length_bytes))) {
-        std::vector<StoredMessage> head;
         auto lowest = std::find_if(queue.levels.begin(), queue.levels.end(),
                                    [](const auto& l) { return !l.empty(); });
         if (lowest == queue.levels.end()) break;
-        StoredMessage dropped = std::move(lowest->front());
+        Node dropped = std::move(lowest->front());
         lowest->pop_front();
-        --queue.size;
-        queue.bytes -= dropped.envelope->body.size();
+        count_out(queue, *dropped);
         ++stats_.dropped_overflow;
         dead_letter_locked(queue, std::move(dropped), "maxlen");
     }
     for (auto& listener : queue.listeners)
         listener->notify();
+}
+
+void MemoryBroker::count_out(QueueState& queue, const QueuedMessage& node) {
+    --queue.size;
+    if (queue.max_length_bytes) queue.bytes -= node.body_size;
 }
 
 std::shared_ptr<QueueState> MemoryBroker::attach_consumer(const std::string& queue,
@@ -300,88 +364,105 @@ void MemoryBroker::detach_consumer(const std::shared_ptr<QueueState>& queue,
     if (it != queue->listeners.end()) queue->listeners.erase(it);
 }
 
-void MemoryBroker::expire_head_locked(QueueState& queue, Clock::time_point now) {
-    for (auto level = queue.levels.rbegin(); level != queue.levels.rend(); ++level) {
-        while (!level->empty() && level->front().expired(now)) {
-            StoredMessage expired = std::move(level->front());
-            level->pop_front();
-            --queue.size;
-            queue.bytes -= expired.envelope->body.size();
-            ++stats_.expired;
-            dead_letter_locked(queue, std::move(expired), "expired");
-        }
-    }
-}
-
-std::size_t MemoryBroker::pop(QueueState& queue, std::size_t max, std::vector<StoredMessage>& out) {
-    std::lock_guard lock(mutex_);
+std::size_t MemoryBroker::pop_locked(QueueState& queue, std::size_t max, NodeQueue& out) {
     if (queue.deleted || queue.size == 0) return 0;
+    // Nodes are looked at only when the queue needs it (expiry, a byte
+    // limit): the rest is moving pointers.
+    const bool look = queue.may_expire || queue.max_length_bytes.has_value();
     std::optional<Clock::time_point> now;  // read once, and only if needed
     std::size_t taken = 0;
     // Highest priority level first; FIFO within a level.
     for (auto level = queue.levels.rbegin(); level != queue.levels.rend() && taken < max; ++level) {
         while (!level->empty() && taken < max) {
-            StoredMessage message = std::move(level->front());
+            Node node = std::move(level->front());
             level->pop_front();
-            --queue.size;
-            queue.bytes -= message.envelope->body.size();
-            if (message.expires_at && message.expired(now ? *now : *(now = Clock::now()))) {
-                ++stats_.expired;
-                dead_letter_locked(queue, std::move(message), "expired");
+            if (!look) {
+                --queue.size;
+                out.push_back(std::move(node));
+                ++taken;
                 continue;
             }
-            out.push_back(std::move(message));
+            count_out(queue, *node);
+            const virt::StoredMessage& message = node->stored;
+            if (message.expires_at && message.expired(now ? *now : *(now = Clock::now()))) {
+                ++stats_.expired;
+                dead_letter_locked(queue, std::move(node), "expired");
+                continue;
+            }
+            out.push_back(std::move(node));
             ++taken;
         }
     }
     return taken;
 }
 
-std::optional<StoredMessage> MemoryBroker::pop_one(const std::string& name) {
-    std::shared_ptr<QueueState> queue;
-    {
-        std::lock_guard lock(mutex_);
-        auto it = queues_.find(name);
-        if (it == queues_.end()) {
-            throw NotFound("NOT_FOUND - no queue '" + name + "' to get from; declare it first");
-        }
-        queue = it->second;
+std::size_t MemoryBroker::pop(QueueState& queue, std::size_t max, NodeQueue& out,
+                              std::vector<Node>& spent) {
+    std::lock_guard lock(mutex_);
+    for (Node& node : spent) {
+        if (free_nodes_.size() == max_free_nodes) break;
+        free_nodes_.push_back(std::move(node));
     }
-    std::vector<StoredMessage> one;
-    if (pop(*queue, 1, one) == 0) return std::nullopt;
+    spent.clear();
+    return pop_locked(queue, max, out);
+}
+
+Node MemoryBroker::pop_one(const std::string& name) {
+    std::lock_guard lock(mutex_);
+    QueueState* queue = find_queue(name);
+    if (queue == nullptr) {
+        throw NotFound("NOT_FOUND - no queue '" + name + "' to get from; declare it first");
+    }
+    NodeQueue one;
+    if (pop_locked(*queue, 1, one) == 0) return nullptr;
     return std::move(one.front());
 }
 
-void MemoryBroker::restore(const std::string& name, std::vector<StoredMessage> messages,
-                           bool redelivered) {
+void MemoryBroker::restore(const std::string& name, NodeQueue messages, bool redelivered) {
     std::lock_guard lock(mutex_);
     QueueState* queue = find_queue(name);
-    if (queue == nullptr) return;  // deleted meanwhile: AMQP drops them too
+    if (queue == nullptr) {
+        // Deleted meanwhile: AMQP drops them too.
+        for (Node& node : messages)
+            recycle_locked(std::move(node));
+        return;
+    }
+    // Last first, each to the head of its level: the first ends up first.
     for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
-        it->redelivered = it->redelivered || redelivered;
+        Node& node = *it;
+        virt::StoredMessage& message = node->stored;
+        message.redelivered = message.redelivered || redelivered;
+        if (message.expires_at) queue->may_expire = true;
+        if (queue->max_length_bytes) queue->bytes += node->body_size;
+        ++queue->size;
         std::size_t level = 0;
         if (queue->max_priority > 0) {
-            level = std::min<std::size_t>(it->envelope->properties.priority.value_or(0),
+            level = std::min<std::size_t>(message.envelope->properties.priority.value_or(0),
                                           queue->max_priority);
         }
-        queue->bytes += it->envelope->body.size();
-        ++queue->size;
-        queue->levels[level].push_front(std::move(*it));
+        queue->levels[level].push_front(std::move(node));
     }
     for (auto& listener : queue->listeners)
         listener->notify();
 }
 
-void MemoryBroker::dead_letter(const std::string& name, StoredMessage message, const char* reason) {
+void MemoryBroker::dead_letter(const std::string& name, Node message, const char* reason) {
     std::lock_guard lock(mutex_);
     QueueState* queue = find_queue(name);
-    if (queue == nullptr) return;
+    if (queue == nullptr) {
+        recycle_locked(std::move(message));
+        return;
+    }
     dead_letter_locked(*queue, std::move(message), reason);
 }
 
-void MemoryBroker::dead_letter_locked(QueueState& queue, StoredMessage message,
-                                      const char* reason) {
-    if (!queue.dead_letter_exchange) return;  // no DLX: dropped, as in AMQP
+void MemoryBroker::dead_letter_locked(QueueState& queue, Node node, const char* reason) {
+    if (!queue.dead_letter_exchange) {
+        // No DLX: dropped, as in AMQP.
+        recycle_locked(std::move(node));
+        return;
+    }
+    const virt::StoredMessage& message = node->stored;
     const std::string routing_key = queue.dead_letter_routing_key.value_or(message.routing_key);
     // Envelopes are shared: dead-lettering changes a copy.
     auto envelope = std::make_shared<Envelope>(*message.envelope);
@@ -406,26 +487,30 @@ void MemoryBroker::dead_letter_locked(QueueState& queue, StoredMessage message,
                                             {"count", 1}});
     }
     envelope->properties.expiration.reset();
-    message.envelope = std::move(envelope);
-    message.redelivered = false;
+    recycle_locked(std::move(node));
+    const std::shared_ptr<const Envelope> shared = std::move(envelope);
+
     std::vector<QueueState*> targets;
     const std::string& dlx = *queue.dead_letter_exchange;
     if (dlx.empty()) {
         if (QueueState* target = find_queue(routing_key)) targets.push_back(target);
     } else if (exchanges_.exists(dlx)) {
         std::vector<std::string> names;
-        exchanges_.route(dlx, routing_key, message.envelope->headers, names);
+        exchanges_.route(dlx, routing_key, shared->headers, names);
         for (const auto& target_name : names) {
             if (QueueState* target = find_queue(target_name)) targets.push_back(target);
         }
     }
-    message.exchange = dlx;
-    message.routing_key = routing_key;
     for (QueueState* target : targets) {
         // A queue dead-lettering into itself would loop: RabbitMQ drops those.
         if (target == &queue && std::string_view(reason) != "rejected") continue;
         ++stats_.dead_lettered;
-        store(*target, message);
+        Node copy = new_node_locked();
+        copy->stored.envelope = shared;
+        copy->stored.exchange = dlx;
+        copy->stored.routing_key = routing_key;
+        copy->stored.redelivered = false;
+        store(*target, std::move(copy));
     }
 }
 

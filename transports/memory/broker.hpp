@@ -12,7 +12,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -24,15 +23,13 @@
 #include "kelp/channel.hpp"
 #include "kelp/entities.hpp"
 #include "kelp/virtual/exchange_table.hpp"
-#include "kelp/virtual/stored_message.hpp"
+#include "queued_message.hpp"
 
 namespace kelp {
 class Hub;
 }
 
 namespace kelp::memory {
-
-using virt::StoredMessage;
 
 // Wakes one Connection's Hub when a queue it consumes from gets a message.
 // Notifications coalesce: one wake-up is pending at most.
@@ -66,9 +63,12 @@ struct QueueState {
     std::optional<std::string> dead_letter_routing_key;
 
     // One FIFO per priority level (a single level without x-max-priority).
-    std::vector<std::deque<StoredMessage>> levels;
+    std::vector<NodeQueue> levels;
     std::size_t size = 0;
-    std::size_t bytes = 0;
+    std::size_t bytes = 0;  // kept only with max_length_bytes
+    // Set once a message with an expiry time was stored: until then taking
+    // messages needs no look at them.
+    bool may_expire = false;
     std::uint32_t consumers = 0;
     bool deleted = false;
     std::vector<std::shared_ptr<Waker>> listeners;
@@ -82,9 +82,23 @@ struct BrokerStats {
     std::uint64_t dropped_overflow = 0;
 };
 
+// The queues one (exchange, routing key) was routed to, kept by a publishing
+// channel: publishing to the same place again routes without a lookup while
+// the broker's topology (exchanges, queues, bindings) is unchanged.
+struct RouteCache {
+    std::uint64_t topology = 0;  // the broker's topology_ when filled; 0: empty
+    std::string exchange;
+    std::string routing_key;
+    std::vector<QueueState*> targets;
+};
+
 class MemoryBroker {
   public:
     using Clock = std::chrono::steady_clock;
+
+    MemoryBroker() = default;
+    MemoryBroker(const MemoryBroker&) = delete;
+    MemoryBroker& operator=(const MemoryBroker&) = delete;
 
     static std::shared_ptr<MemoryBroker> named(const std::string& name);
 
@@ -99,9 +113,10 @@ class MemoryBroker {
     std::uint64_t queue_purge(const std::string& queue);
     std::uint64_t queue_delete(const std::string& queue, bool if_unused, bool if_empty);
 
-    // Routes and stores; returns false when no queue took the message.
-    bool publish(const std::shared_ptr<const Envelope>& envelope, const std::string& exchange,
-                 const std::string& routing_key);
+    // Routes and stores. Returns false when no queue took the message, and
+    // only then leaves `envelope` as it was (for a mandatory return).
+    bool publish(std::shared_ptr<const Envelope>&& envelope, const std::string& exchange,
+                 const std::string& routing_key, RouteCache& route);
 
     // The live state of a queue for a consumer; NotFound if it does not exist.
     std::shared_ptr<QueueState> attach_consumer(const std::string& queue,
@@ -109,30 +124,50 @@ class MemoryBroker {
     void detach_consumer(const std::shared_ptr<QueueState>& queue,
                          const std::shared_ptr<Waker>& waker);
 
-    // Pops up to `max` messages from `queue` into `out`; returns how many.
-    std::size_t pop(QueueState& queue, std::size_t max, std::vector<StoredMessage>& out);
-    std::optional<StoredMessage> pop_one(const std::string& queue);
+    // Moves up to `max` messages of `queue` to the back of `out`; returns how
+    // many. Takes the caller's settled nodes (`spent`, envelopes released)
+    // back into the pool under the same lock, and leaves `spent` empty.
+    std::size_t pop(QueueState& queue, std::size_t max, NodeQueue& out, std::vector<Node>& spent);
+    // One message of the named queue; null if the queue is empty.
+    Node pop_one(const std::string& queue);
     // Puts messages back at the head of their queue in the given order (the
     // first ends up first); marked redelivered if `redelivered`.
-    void restore(const std::string& queue, std::vector<StoredMessage> messages, bool redelivered);
+    void restore(const std::string& queue, NodeQueue messages, bool redelivered);
     // A rejected message: to the queue's dead-letter exchange, or dropped.
-    void dead_letter(const std::string& queue, StoredMessage message, const char* reason);
+    void dead_letter(const std::string& queue, Node message, const char* reason);
 
     BrokerStats stats();
 
   private:
     QueueState* find_queue(const std::string& name);
-    void store(QueueState& queue, StoredMessage message);
+    // Every change that can alter where a message goes bumps topology_.
+    void topology_changed() { ++topology_; }
+    const std::vector<QueueState*>& route_cached(const std::string& exchange,
+                                                 const std::string& routing_key,
+                                                 const Table& headers, RouteCache& route);
     void route_locked(const std::string& exchange, const std::string& routing_key,
                       const Table& headers, std::vector<QueueState*>& out);
-    void dead_letter_locked(QueueState& queue, StoredMessage message, const char* reason);
-    void expire_head_locked(QueueState& queue, Clock::time_point now);
+    // A node from the pool (or a new one), for one stored copy.
+    Node new_node_locked();
+    // Releases the message a node holds and keeps the node for reuse.
+    void recycle_locked(Node node);
+    std::size_t pop_locked(QueueState& queue, std::size_t max, NodeQueue& out);
+    // Stores at the tail of the message's priority level.
+    void store(QueueState& queue, Node node);
+    // Takes a message out of the queue's accounting (size, bytes).
+    static void count_out(QueueState& queue, const QueuedMessage& node);
+    // The message goes to the queue's DLX, or is dropped.
+    void dead_letter_locked(QueueState& queue, Node node, const char* reason);
 
     std::mutex mutex_;
     virt::ExchangeTable exchanges_;
     std::unordered_map<std::string, std::shared_ptr<QueueState>> queues_;
+    std::uint64_t topology_ = 1;
     std::vector<std::string> route_buffer_;
     std::vector<QueueState*> target_buffer_;
+    // Spare nodes: settled messages' nodes come back here and new messages
+    // take them (the last back first), so a steady stream allocates no node.
+    std::vector<Node> free_nodes_;
     BrokerStats stats_;
 };
 

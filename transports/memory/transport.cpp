@@ -14,6 +14,8 @@ constexpr std::size_t delivery_budget = 1024;
 constexpr auto delivery_slice = std::chrono::milliseconds(2);
 // Messages taken from a queue under one lock, per consumer turn.
 constexpr std::size_t delivery_batch = 32;
+// Settled nodes a channel holds for the broker's pool; past that, freed.
+constexpr std::size_t max_spent_nodes = 1024;
 
 // --- MemoryTransport -----------------------------------------------------------
 
@@ -23,6 +25,7 @@ MemoryTransport::MemoryTransport(std::string broker_name)
 
 MemoryTransport::~MemoryTransport() {
     close();
+    leave_hub();
 }
 
 const Capabilities& MemoryTransport::static_capabilities() {
@@ -69,10 +72,28 @@ void MemoryTransport::close() noexcept {
 void MemoryTransport::register_with_event_loop(Hub& hub) {
     if (hub_ == &hub) return;
     const bool was_scheduled = delivery_.active();
-    delivery_.cancel();
+    leave_hub();
     hub_ = &hub;
+    // A Hub closed or destroyed before this transport lets go of it first,
+    // so nothing here (nor a publishing thread's wake-up) reaches a dead Hub.
+    hub_closing_ = hub.on_close([this] { forget_hub(); });
     waker_->set_hub(&hub);
     if (was_scheduled) schedule_delivery();
+}
+
+void MemoryTransport::leave_hub() {
+    if (hub_ == nullptr) return;
+    delivery_.cancel();
+    hub_closing_.cancel();
+    hub_ = nullptr;
+}
+
+void MemoryTransport::forget_hub() {
+    // Its callbacks go with it: the handles are dropped, not cancelled.
+    delivery_ = Handle{};
+    hub_closing_ = Handle{};
+    hub_ = nullptr;
+    waker_->set_hub(nullptr);
 }
 
 std::shared_ptr<Channel> MemoryTransport::create_channel() {
@@ -160,7 +181,7 @@ void MemoryChannel::basic_publish(std::shared_ptr<const Envelope> shared,
                                   const std::string& exchange, const std::string& routing_key,
                                   PublishFlags flags) {
     check_open();
-    if (transport_.broker().publish(shared, exchange, routing_key)) return;
+    if (transport_.broker().publish(std::move(shared), exchange, routing_key, route_)) return;
     if (!flags.mandatory) {
         ++unroutable_;
         return;
@@ -207,25 +228,32 @@ void MemoryChannel::remove_cancelled() {
     std::erase_if(consumers_, [](const auto& consumer) { return consumer->cancelled; });
 }
 
-Message MemoryChannel::make_message(virt::StoredMessage stored, const std::string& queue,
+Message MemoryChannel::make_message(Node node, const std::string& queue,
                                     const std::string& consumer_tag, bool no_ack) {
-    // One return statement, so the Message is built in the caller's place.
-    std::shared_ptr<const Envelope> envelope;
-    DeliveryInfo info{{}, {}, consumer_tag, queue, 0, stored.redelivered};
+    virt::StoredMessage& stored = node->stored;
+    // Views into the node: it must outlive the Message's construction.
+    DeliveryInfoView info{.exchange = stored.exchange,
+                          .routing_key = stored.routing_key,
+                          .consumer_tag = consumer_tag,
+                          .queue = queue,
+                          .redelivered = stored.redelivered};
     if (no_ack) {
-        info.exchange = std::move(stored.exchange);
-        info.routing_key = std::move(stored.routing_key);
         info.delivery_tag = qos_.untracked_tag();
-        envelope = std::move(stored.envelope);
-    } else {
-        // The channel shares the envelope until the message is settled, so it
-        // can put it back if the channel closes first.
-        info.exchange = stored.exchange;
-        info.routing_key = stored.routing_key;
-        envelope = stored.envelope;
-        info.delivery_tag = qos_.append({queue, std::move(stored), true});
+        Message message(std::move(stored.envelope), info, *this, true);
+        recycle(std::move(node));
+        return message;
     }
-    return Message(std::move(envelope), std::move(info), weak_from_this(), no_ack);
+    // The window keeps the node, with a reference to the envelope, until the
+    // message is settled, so the channel can put it back if it closes first.
+    node->queue = queue;
+    const std::shared_ptr<const Envelope>& envelope = stored.envelope;
+    info.delivery_tag = qos_.append(std::move(node));
+    return Message(envelope, info, *this, false);
+}
+
+void MemoryChannel::recycle(Node node) {
+    node->stored.envelope.reset();
+    if (spent_.size() < max_spent_nodes) spent_.push_back(std::move(node));
 }
 
 std::size_t MemoryChannel::deliver(std::size_t budget, bool& more) {
@@ -262,21 +290,20 @@ std::size_t MemoryChannel::deliver(std::size_t budget, bool& more) {
         // One lock for a small batch instead of one per message; never more
         // than the prefetch window allows.
         const std::size_t want = std::min({qos_.capacity(), budget - delivered, delivery_batch});
-        popped_.clear();
-        popped_next_ = 0;
-        if (transport_.broker().pop(*consumer.state, want, popped_) == 0) {
+        if (transport_.broker().pop(*consumer.state, want, batch_, spent_) == 0) {
             ++idle;
             continue;
         }
-        popped_queue_ = &consumer.queue;
+        batch_queue_ = &consumer.queue;
         idle = 0;
         // A callback may cancel, close, recover, requeue or shrink the
         // prefetch window; each of those returns the rest of the batch
         // first (return_undelivered), which ends this loop.
-        while (popped_next_ < popped_.size() && open_ && !consumer.cancelled &&
-               qos_.can_consume()) {
-            Message message = make_message(std::move(popped_[popped_next_++]), consumer.queue,
-                                           consumer.tag, consumer.no_ack);
+        while (!batch_.empty() && open_ && !consumer.cancelled && qos_.can_consume()) {
+            Node node = std::move(batch_.front());
+            batch_.pop_front();
+            Message message =
+                make_message(std::move(node), consumer.queue, consumer.tag, consumer.no_ack);
             transport_.count_delivery();
             ++delivered;
             consumer.callback(message);
@@ -293,46 +320,44 @@ std::size_t MemoryChannel::deliver(std::size_t budget, bool& more) {
 }
 
 void MemoryChannel::return_undelivered() {
-    if (popped_next_ < popped_.size()) {
-        std::vector<virt::StoredMessage> rest(
-            std::make_move_iterator(popped_.begin() + popped_next_),
-            std::make_move_iterator(popped_.end()));
-        transport_.broker().restore(*popped_queue_, std::move(rest), false);
-    }
-    popped_.clear();
-    popped_next_ = 0;
+    if (batch_.empty()) return;
+    NodeQueue rest;
+    rest.swap(batch_);
+    transport_.broker().restore(*batch_queue_, std::move(rest), false);
 }
 
 std::optional<Message> MemoryChannel::basic_get(const std::string& queue, bool no_ack) {
     check_open();
-    auto stored = transport_.broker().pop_one(queue);
-    if (!stored) return std::nullopt;
-    return make_message(std::move(*stored), queue, "", no_ack);
+    Node node = transport_.broker().pop_one(queue);
+    if (!node) return std::nullopt;
+    return make_message(std::move(node), queue, "", no_ack);
 }
 
 void MemoryChannel::basic_ack(std::uint64_t delivery_tag, bool multiple) {
     check_open();
     const bool was_full = !qos_.can_consume();
     if (multiple) {
-        qos_.take_through(delivery_tag);
+        for (Node& node : qos_.take_through(delivery_tag))
+            recycle(std::move(node));
     } else {
-        qos_.take(delivery_tag);
+        recycle(qos_.take(delivery_tag));
     }
     if (was_full && !consumers_.empty()) transport_.schedule_delivery();
 }
 
 void MemoryChannel::basic_reject(std::uint64_t delivery_tag, bool requeue) {
     check_open();
-    auto unacked = qos_.take(delivery_tag);
+    Node node = qos_.take(delivery_tag);
+    const std::string queue = node->queue;
     if (requeue) {
         // The rest of a batch being delivered came after this message: it
         // goes back first, so this one ends up ahead of it.
         return_undelivered();
-        std::vector<virt::StoredMessage> one;
-        one.push_back(std::move(unacked.message));
-        transport_.broker().restore(unacked.queue, std::move(one), true);
+        NodeQueue one;
+        one.push_back(std::move(node));
+        transport_.broker().restore(queue, std::move(one), true);
     } else {
-        transport_.broker().dead_letter(unacked.queue, std::move(unacked.message), "rejected");
+        transport_.broker().dead_letter(queue, std::move(node), "rejected");
     }
     if (!consumers_.empty()) transport_.schedule_delivery();
 }
@@ -343,11 +368,13 @@ void MemoryChannel::basic_qos(std::uint32_t prefetch_count, bool) {
     if (!consumers_.empty()) transport_.schedule_delivery();
 }
 
-void MemoryChannel::restore_unacked(std::vector<virt::QoS::Unacked> unacked) {
+void MemoryChannel::restore_unacked(std::vector<Node> unacked) {
     // Group by queue, keeping delivery order within each queue.
-    std::map<std::string, std::vector<virt::StoredMessage>> by_queue;
-    for (auto& entry : unacked)
-        by_queue[entry.queue].push_back(std::move(entry.message));
+    std::map<std::string, NodeQueue> by_queue;
+    for (Node& node : unacked) {
+        NodeQueue& list = by_queue[node->queue];
+        list.push_back(std::move(node));
+    }
     for (auto& [queue, messages] : by_queue) {
         transport_.broker().restore(queue, std::move(messages), true);
     }

@@ -42,12 +42,17 @@ class MemoryTransport final : public Transport {
 
   private:
     void deliver();
+    // Cancels what this transport scheduled on its Hub, which is alive.
+    void leave_hub();
+    // The Hub is closing: never touch it again.
+    void forget_hub();
 
     std::string broker_name_;
     std::shared_ptr<MemoryBroker> broker_;
     std::shared_ptr<Waker> waker_;
     Hub* hub_ = nullptr;
     Handle delivery_;
+    Handle hub_closing_;  // our on_close callback on hub_
     std::vector<std::weak_ptr<MemoryChannel>> channels_;
     std::uint64_t deliveries_ = 0;
     bool connected_ = false;
@@ -99,13 +104,17 @@ class MemoryChannel final : public Channel {
     };
 
     void check_open() const;
-    Message make_message(virt::StoredMessage stored, const std::string& queue,
-                         const std::string& consumer_tag, bool no_ack);
-    void restore_unacked(std::vector<virt::QoS::Unacked> unacked);
+    Message make_message(Node node, const std::string& queue, const std::string& consumer_tag,
+                         bool no_ack);
+    // A settled message: its envelope is released now, its node goes back
+    // to the broker's pool with the next pop.
+    void recycle(Node node);
+    void restore_unacked(std::vector<Node> unacked);
+    void remove_cancelled();
+    void return_undelivered();
 
     MemoryTransport& transport_;
-    virt::QoS qos_;
-    void remove_cancelled();
+    virt::QoS<Node> qos_;
 
     // unique_ptr: a callback that runs may add or cancel consumers, and its
     // own entry must stay put until it returns (removal waits for that).
@@ -113,13 +122,14 @@ class MemoryChannel final : public Channel {
     bool delivering_ = false;
     std::size_t next_consumer_ = 0;  // round-robin position
     std::uint64_t tag_counter_ = 0;
-    void return_undelivered();
 
-    // The batch being handed out: popped_[popped_next_..] is not yet
-    // delivered and belongs to the queue *popped_queue_.
-    std::vector<virt::StoredMessage> popped_;
-    std::size_t popped_next_ = 0;
-    const std::string* popped_queue_ = nullptr;
+    // The rest of the batch being handed out, from the queue *batch_queue_.
+    NodeQueue batch_;
+    const std::string* batch_queue_ = nullptr;
+    // Settled nodes (envelopes released), back to the broker's pool with
+    // the next pop.
+    std::vector<Node> spent_;
+    RouteCache route_;  // where this channel's last publish went
     ReturnCallback on_return_;
     std::uint64_t unroutable_ = 0;
     bool open_ = true;
