@@ -201,20 +201,27 @@ void print_table(const char* title, const std::vector<Row>& rows, bool by_cpu) {
     }
 }
 
-// One line per goal and workload, by wall time: kelp >= 100x Kombu, and
-// kelp >= 1/5 of the floor.
-void print_goals(const std::vector<Row>& rows) {
-    std::printf("\n== goals (by wall time): kelp >= 100x Kombu, kelp >= 0.2 x floor ==\n");
+// One line per goal and workload: kelp >= 100x Kombu, and kelp >= 1/5 of the
+// floor. By wall time (the goal as stated) and by CPU time, which other work
+// on a shared machine does not distort: a run that was preempted loses wall
+// time, not CPU time, so when the two verdicts differ the machine was busy.
+void print_goals(const std::vector<Row>& rows, bool by_cpu) {
+    std::printf("\n== goals (by %s time): kelp >= 100x Kombu, kelp >= 0.2 x floor ==\n",
+                by_cpu ? "CPU" : "wall");
+    auto rate = [by_cpu](const Series* series) {
+        return by_cpu ? series->best_cpu() : series->best_wall();
+    };
     for (const Row& row : rows) {
-        const double kelp = row.kelp->best_wall();
+        const double kelp = rate(row.kelp);
         if (row.kombu != nullptr && !row.kombu->empty()) {
-            const double r = kelp / row.kombu->best_wall();
+            const double r = kelp / rate(row.kombu);
             std::printf("goal %-30s kelp/Kombu %7.0fx  %s\n", row.workload.c_str(), r,
                         r >= 100 ? "met" : "NOT MET");
         }
         double floor = 0;
-        for (const Series* series : row.floors)
-            floor = std::max(floor, series->best_wall());
+        for (const Series* series : row.floors) {
+            if (!series->empty()) floor = std::max(floor, rate(series));
+        }
         if (floor > 0) {
             const double r = kelp / floor;
             std::printf("goal %-30s kelp/floor %8.3f  %s\n", row.workload.c_str(), r,
@@ -313,7 +320,8 @@ int run(const Options& options) {
     print_table("msg/s by wall time (best of the rounds)", rows, false);
     print_table("msg per CPU-second (one thread: that thread; two threads: the process)", rows,
                 true);
-    print_goals(rows);
+    print_goals(rows, false);
+    print_goals(rows, true);
     return 0;
 }
 
