@@ -664,6 +664,13 @@ std::string join(const std::vector<std::string>& items) {
 Json parse_json(std::string_view text) {
     const char* const begin = text.data();
     const char* const end = begin + text.size();
+    // nlohmann's parser treats a NUL byte as the end of its input, so
+    // "{...}\0junk" would pass; JSON has no place for a raw NUL anywhere.
+    if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
+        throw DecodeError("invalid JSON: a raw NUL byte at offset " + std::to_string(nul) +
+                          " (JSON text escapes it as \\u0000); " + std::to_string(text.size()) +
+                          " bytes starting " + preview(text));
+    }
     // Standard JSON, by far the common case, needs one plain parse.
     Json value = Json::parse(begin, end, nullptr, /*allow_exceptions=*/false);
     if (!value.is_discarded()) return value;

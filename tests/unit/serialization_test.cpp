@@ -215,6 +215,17 @@ TEST_SUITE("serialization") {
         }
     }
 
+    TEST_CASE("a raw NUL byte anywhere is a DecodeError, not the end of the input") {
+        using namespace std::string_literals;
+        for (const std::string& text :
+             {"{\"a\": 1}\0junk"s, "\0"s, "[1,\0 2]"s, "\"a\0b\""s, "[NaN]\0"s}) {
+            CAPTURE(text);
+            CHECK_THROWS_AS((void)kelp::parse_json(text), kelp::DecodeError);
+        }
+        // Escaped, it is an ordinary character.
+        CHECK(kelp::parse_json(R"("a\u0000b")") == kelp::Json("a\0b"s));
+    }
+
     TEST_CASE("integers beyond 64 bits parse, as rounded doubles") {
         // 2**70 = 1180591620717411303424 is what Python writes for big ints.
         const Json big = kelp::parse_json("[1180591620717411303424, -1180591620717411303424]");
