@@ -93,6 +93,8 @@ class RespClient {
     // Commands sent whose replies have not come yet.
     std::size_t pending() const { return callbacks_.size(); }
     const std::string& peer() const { return peer_; }
+    // The socket, -1 once closed: what the Hub watches.
+    int fd() const { return stream_ ? stream_->fd() : -1; }
 
     // Closes the socket; waiting callbacks get a ConnectionError. Idempotent.
     void close() noexcept;

@@ -1,0 +1,123 @@
+// What kelp leaves in Redis is what Kombu reads, and what Kombu leaves kelp
+// reads: messages, binding members, the unacked record and its restore.
+// Kombu's side is played by raw commands, written as Kombu 5.2.4 writes them
+// (reference kombu-wire-format §1).
+#include "support.hpp"
+
+using namespace redis_test;
+
+TEST_SUITE("redis kombu wire") {
+    TEST_CASE("a kelp publish through a named exchange is a Kombu envelope in the queue's list") {
+        const std::string prefix = unique("wire") + ":";
+        const std::string queue = unique("q");
+        const kelp::Exchange exchange{unique("ex"), kelp::ExchangeType::direct};
+        kelp::Connection conn{url(prefix)};
+        conn.maybe_declare(kelp::Queue{queue, exchange, "rk"});
+        kelp::Producer producer{conn, {.exchange = exchange}};
+        producer.publish(kelp::Json{{"a", 1}}, {.routing_key = "rk"});
+        conn.default_channel().queue_declare(kelp::Queue{queue, exchange, "rk"}, true);
+
+        auto inspector = raw();
+        const auto stored = texts(command(*inspector, {"LRANGE", prefix + queue, "0", "-1"}));
+        REQUIRE(stored.size() == 1);
+        const kelp::Json envelope = kelp::Json::parse(stored[0]);
+        CHECK(envelope["content-type"] == "application/json");
+        CHECK(envelope["properties"]["delivery_info"]["exchange"] == exchange.name);
+        CHECK(envelope["properties"]["delivery_info"]["routing_key"] == "rk");
+        CHECK(envelope["properties"]["body_encoding"] == "base64");
+        CHECK(envelope["properties"]["delivery_tag"].get<std::string>().size() == 36);
+
+        // The binding, as Kombu writes and reads it.
+        CHECK(
+            texts(command(*inspector, {"SMEMBERS", prefix + "_kombu.binding." + exchange.name})) ==
+            std::vector<std::string>{"rk\x06\x16\x06\x16" + queue});
+        command(*inspector, {"DEL", prefix + queue});
+    }
+
+    TEST_CASE("a topic binding carries Kombu's regex, so Kombu publishers route to kelp") {
+        const std::string prefix = unique("topic") + ":";
+        const std::string queue = unique("q");
+        const kelp::Exchange exchange{unique("ex"), kelp::ExchangeType::topic};
+        kelp::Connection conn{url(prefix)};
+        conn.maybe_declare(kelp::Queue{queue, exchange, "stock.*.nyse"});
+        auto inspector = raw();
+        CHECK(
+            texts(command(*inspector, {"SMEMBERS", prefix + "_kombu.binding." + exchange.name})) ==
+            std::vector<std::string>{"stock.*.nyse\x06\x16^stock\\..*?[^\\.]\\.nyse$\x06\x16" +
+                                     queue});
+    }
+
+    TEST_CASE("kelp routes to a queue Kombu bound, and consumes what Kombu pushed") {
+        const std::string prefix = unique("bound") + ":";
+        const std::string queue = unique("kombu-q");
+        const kelp::Exchange exchange{unique("ex"), kelp::ExchangeType::direct};
+        auto inspector = raw();
+        // Kombu's queue_bind: a member in the binding set, nothing else.
+        command(*inspector, {"SADD", prefix + "_kombu.binding." + exchange.name,
+                             "jobs\x06\x16\x06\x16" + queue});
+        // A Kombu publisher's message, already waiting.
+        command(*inspector,
+                {"LPUSH", prefix + queue, kombu_envelope("from kombu", exchange.name, "jobs")});
+
+        kelp::Connection conn{url(prefix)};
+        kelp::Producer producer{conn, {.exchange = exchange}};
+        producer.publish_bytes("from kelp", {.routing_key = "jobs"});
+        std::vector<std::string> received;
+        kelp::Consumer consumer{conn,
+                                {kelp::Queue{queue}},
+                                [&](kelp::Message& m) {
+                                    received.push_back(m.body());
+                                    CHECK(m.delivery_info().exchange == exchange.name);
+                                    CHECK(m.delivery_info().routing_key == "jobs");
+                                    m.ack();
+                                },
+                                {.auto_declare = false}};
+        consumer.consume();
+        REQUIRE(drain_until(conn, [&] { return received.size() >= 2; }));
+        CHECK(received == std::vector<std::string>{"from kombu", "from kelp"});
+        command(*inspector, {"DEL", prefix + "_kombu.binding." + exchange.name});
+    }
+
+    TEST_CASE("kelp's unacked record is Kombu's, and Kombu's restore of it works") {
+        const std::string prefix = unique("record") + ":";
+        const std::string queue = unique("q");
+        auto inspector = raw();
+        std::string field;
+        {
+            kelp::Connection conn{url(prefix)};
+            kelp::Producer producer{conn};
+            producer.publish_bytes("held", {.routing_key = queue, .declare = {kelp::Queue{queue}}});
+            auto channel = conn.channel();
+            std::optional<kelp::Message> message;
+            REQUIRE(eventually([&] { return (message = channel->basic_get(queue)).has_value(); }));
+
+            const auto fields = texts(command(*inspector, {"HKEYS", prefix + "unacked"}));
+            REQUIRE(fields.size() == 1);
+            field = fields[0];
+            CHECK(texts(command(*inspector, {"ZRANGE", prefix + "unacked_index", "0", "-1"})) ==
+                  fields);
+            // [envelope, exchange, routing_key]: Kombu's M, EX, RK = loads(p).
+            const kelp::Json record =
+                kelp::Json::parse(text(command(*inspector, {"HGET", prefix + "unacked", field})));
+            REQUIRE(record.is_array());
+            REQUIRE(record.size() == 3);
+            CHECK(record[0].is_object());
+            CHECK(record[1] == "");
+            CHECK(record[2] == queue);
+
+            // Kombu's restore_by_tag, by hand: the envelope back to the
+            // routing key's queue (default exchange), record and index gone.
+            command(*inspector, {"RPUSH", prefix + queue, record[0].dump()});
+            command(*inspector, {"HDEL", prefix + "unacked", field});
+            command(*inspector, {"ZREM", prefix + "unacked_index", field});
+            // The kelp consumer's late ack now finds nothing to remove.
+            message->ack();
+        }
+        kelp::Connection conn{url(prefix)};
+        auto channel = conn.channel();
+        auto again = channel->basic_get(queue);
+        REQUIRE(again.has_value());
+        CHECK(again->body() == "held");
+        again->ack();
+    }
+}
