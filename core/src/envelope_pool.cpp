@@ -9,12 +9,14 @@ namespace kelp::detail {
 namespace {
 
 // A slot whose body grew beyond this is freed: keeping it would pin a large
-// buffer for a message that may never come again.
-constexpr std::size_t max_kept_body = 4096;
+// buffer for a message that may never come again. With the limits below, the
+// pool holds at most about 400 KB per thread and 3 MB in the depot.
+constexpr std::size_t max_kept_body = 1024;
 // Slots one thread keeps; past that, half of them go to the depot.
 constexpr std::size_t thread_cache_size = 256;
-// Batches the depot keeps; past that, a spilled batch is freed.
-constexpr std::size_t depot_batches = 32;
+// Batches (of thread_cache_size / 2) the depot keeps; past that, a spilled
+// batch is freed.
+constexpr std::size_t depot_batches = 16;
 // Room for shared_ptr's control block: a vtable pointer, the two counts, the
 // envelope pointer and the allocator's slot pointer (32 bytes with
 // libstdc++); checked where it is used.

@@ -210,13 +210,20 @@ TEST_SUITE("conformance") {
         }
         CHECK(payload == kelp::Json{{"k", 1}});
 
-        // And the defaults: persistent, nothing else set.
+        // And the defaults: persistent, nothing else set (nothing left over
+        // from the message before, whose envelope a producer may reuse).
         got.reset();
         producer.publish("plain", {.routing_key = queue.name});
         REQUIRE(drain_until(conn, [&] { return got.has_value(); }));
+        CHECK(got->content_type == "application/data");
+        CHECK(got->content_encoding == "binary");
         CHECK(got->delivery_mode == kelp::DeliveryMode::persistent);
         CHECK(got->correlation_id.empty());
         CHECK(got->reply_to.empty());
+        CHECK(got->message_id.empty());
+        CHECK(got->type.empty());
+        CHECK(got->app_id.empty());
+        CHECK(got->user_id.empty());
         CHECK_FALSE(got->priority.has_value());
         CHECK_FALSE(got->expiration.has_value());
         CHECK_FALSE(got->timestamp.has_value());

@@ -162,6 +162,42 @@ TEST_SUITE("conformance") {
         CHECK(raised);
     }
 
+    TEST_CASE("routing follows declares, binds, unbinds and deletes between publishes") {
+        // One producer keeps publishing to the same places while the
+        // topology changes under it: a transport that remembers where a
+        // routing key went must notice every change.
+        Scope scope;
+        kelp::Connection conn{test_url()};
+        const kelp::Exchange exchange{scope.exchange_name("follow")};
+        conn.maybe_declare(exchange);
+        const std::string late = scope.queue_name("follow-late");
+        const std::string bound = scope.queue_name("follow-bound");
+        kelp::Producer producer{conn};
+        kelp::Channel& channel = producer.channel();
+        auto to_queue = [&](const char* body) { producer.publish(body, {.routing_key = late}); };
+        auto to_exchange = [&](const char* body) {
+            producer.publish(body, {.exchange = exchange, .routing_key = "k"});
+        };
+
+        to_queue("before declare");  // no such queue yet: dropped
+        to_exchange("before bind");  // nothing bound yet: dropped
+        channel.queue_declare(kelp::Queue{late});
+        channel.queue_declare(kelp::Queue{bound});
+        channel.queue_bind(bound, exchange.name, "k");
+        to_queue("after declare");
+        to_exchange("after bind");
+        channel.queue_unbind(bound, exchange.name, "k");
+        to_exchange("after unbind");  // dropped
+        channel.queue_delete(late);   // "after declare" goes with it
+        to_queue("after delete");     // dropped
+        channel.queue_declare(kelp::Queue{late});
+        to_queue("after redeclare");
+
+        const auto got = collect(conn, {late, bound});
+        CHECK(got.at(late) == Bodies{"after redeclare"});
+        CHECK(got.at(bound) == Bodies{"after bind"});
+    }
+
     TEST_CASE("non-mandatory unroutable publish is dropped silently") {
         Scope scope;
         kelp::Connection conn{test_url()};
