@@ -120,4 +120,25 @@ TEST_SUITE("redis kombu wire") {
         CHECK(again->body() == "held");
         again->ack();
     }
+
+    TEST_CASE(
+        "the default exchange reaches queues kelp declared or Kombu bound, not unknown ones") {
+        const std::string prefix = unique("default") + ":";
+        const std::string unknown = unique("unknown");
+        const std::string celery = unique("celery");
+        auto inspector = raw();
+        // Celery's declaration: the queue bound to an exchange of its own name.
+        command(*inspector, {"SADD", prefix + "_kombu.binding." + celery,
+                             celery + "\x06\x16\x06\x16" + celery});
+        kelp::Connection conn{url(prefix)};
+        auto channel = conn.channel();
+        channel->basic_publish(kelp::Envelope{.body = "lost"}, "", unknown);
+        channel->basic_publish(kelp::Envelope{.body = "task"}, "", celery);
+        // AMQP drops a message for a queue that does not exist; Kombu's LPUSH
+        // would start a list nobody consumes.
+        CHECK(channel->unroutable_dropped() == std::optional<std::uint64_t>(1));
+        CHECK(integer(command(*inspector, {"EXISTS", prefix + unknown})) == 0);
+        CHECK(integer(command(*inspector, {"LLEN", prefix + celery})) == 1);
+        command(*inspector, {"DEL", prefix + celery, prefix + "_kombu.binding." + celery});
+    }
 }

@@ -48,13 +48,18 @@ void check_queue_arguments(const std::string& queue, const Table& arguments) {
     }
 }
 
-std::string binding_member(const KeySchema& keys, ExchangeType type, const std::string& queue,
-                           const std::string& routing_key, const Table& arguments) {
+std::string binding_member(const KeySchema& keys, FanoutMode mode, ExchangeType type,
+                           const std::string& queue, const std::string& routing_key,
+                           const Table& arguments) {
     switch (type) {
         case ExchangeType::topic:
             return keys.encode_binding(routing_key, kombu_topic_pattern(routing_key), queue);
         case ExchangeType::fanout:
-            return keys.encode_binding(routing_key, fanout_list_mark, queue);
+            // Pub/sub fanout is Kombu's binding exactly; list fanout is marked
+            // so publishers push to this queue's list.
+            return keys.encode_binding(
+                routing_key, mode == FanoutMode::lists ? fanout_list_mark : std::string_view(),
+                queue);
         case ExchangeType::headers: {
             const Json canonical = arguments.is_object() ? arguments : Json::object();
             virt::validate_headers_arguments(canonical);
@@ -212,14 +217,17 @@ void RedisChannel::queue_bind(const std::string& queue, const std::string& excha
                        "' known to kelp; declare it (with its type) before binding: Redis does "
                        "not store exchange types");
     }
-    const std::string member =
-        binding_member(transport().keys(), *type, queue, routing_key, arguments);
+    const std::string member = binding_member(transport().keys(), transport().fanout_mode(), *type,
+                                              queue, routing_key, arguments);
     const Reply reply =
         transport().command().call(args({"SADD", transport().keys().binding_key(exchange), member}),
                                    transport().call_deadline());
     if (reply.view().is_error()) {
         throw ChannelError("redis: binding queue '" + queue +
                            "' failed: " + reply.view().describe());
+    }
+    if (*type == ExchangeType::fanout) {
+        transport().bound_to_fanout(queue, exchange, routing_key, true);
     }
 }
 
@@ -231,14 +239,17 @@ void RedisChannel::queue_unbind(const std::string& queue, const std::string& exc
     }
     const auto type = transport().exchange_type(exchange);
     if (!type) throw NotFound("NOT_FOUND - no exchange '" + exchange + "' known to kelp");
-    const std::string member =
-        binding_member(transport().keys(), *type, queue, routing_key, arguments);
+    const std::string member = binding_member(transport().keys(), transport().fanout_mode(), *type,
+                                              queue, routing_key, arguments);
     const Reply reply =
         transport().command().call(args({"SREM", transport().keys().binding_key(exchange), member}),
                                    transport().call_deadline());
     if (reply.view().is_error()) {
         throw ChannelError("redis: unbinding queue '" + queue +
                            "' failed: " + reply.view().describe());
+    }
+    if (*type == ExchangeType::fanout) {
+        transport().bound_to_fanout(queue, exchange, routing_key, false);
     }
 }
 
@@ -489,8 +500,15 @@ void RedisChannel::rebuild_pop_keys() {
             record[i] = pairs[i].second;
         }
     }
-    queues_ = std::move(queues);
-    record_ = std::move(record);
+    queues_ = queues;
+    // Queues consumed through pub/sub (fanout_mode=pubsub) are not popped.
+    pop_queues_.clear();
+    record_.clear();
+    for (std::size_t i = 0; i < queues.size(); ++i) {
+        if (transport().consumed_by_subscription(queues[i])) continue;
+        pop_queues_.push_back(std::move(queues[i]));
+        record_.push_back(record[i]);
+    }
 }
 
 std::size_t RedisChannel::room() const {
@@ -501,7 +519,25 @@ std::size_t RedisChannel::room() const {
 
 void RedisChannel::wake() {
     more_ = true;
-    if (open_ && !queues_.empty() && room() > 0) schedule();
+    if (open_ && !pop_queues_.empty() && room() > 0) schedule();
+}
+
+void RedisChannel::deliver_broadcast(const std::string& queue, std::string_view payload) {
+    if (!open_ || consumers_of(queue) == 0) return;
+    Delivery delivery;
+    delivery.queue = queue;  // no list and no record: pub/sub keeps nothing
+    delivery.payload = std::string(payload);
+    try {
+        DecodedMessage decoded = decode_message(delivery.payload);
+        if (decoded.envelope.properties.priority == 0) decoded.envelope.properties.priority.reset();
+        delivery.fields = std::move(decoded.delivery);
+        delivery.envelope = std::make_shared<const Envelope>(std::move(decoded.envelope));
+    } catch (const DecodeError& error) {
+        handle_undecodable(delivery, error.what());
+        return;
+    }
+    pending_.push_back(std::move(delivery));
+    schedule();
 }
 
 void RedisChannel::schedule() {
@@ -518,7 +554,7 @@ void RedisChannel::rehome() {
 
 void RedisChannel::pump() {
     if (!open_) return;
-    if (pending_.empty() && more_ && !queues_.empty() && room() > 0) pop_now();
+    if (pending_.empty() && more_ && !pop_queues_.empty() && room() > 0) pop_now();
     deliver_pending();
 }
 
@@ -527,7 +563,7 @@ void RedisChannel::pop_now() {
     std::size_t rotation =
         transport().settings().queue_order_strategy == QueueOrderStrategy::round_robin ? rotation_
                                                                                        : 0;
-    Popped popped = pop(queues_, record_, want, rotation);
+    Popped popped = pop(pop_queues_, record_, want, rotation);
     if (transport().settings().queue_order_strategy == QueueOrderStrategy::round_robin) {
         rotation_ = rotation;
     }
@@ -650,7 +686,7 @@ void RedisChannel::deliver_pending() {
             channel.remove_cancelled();
             if (channel.open_ &&
                 (!channel.pending_.empty() ||
-                 (channel.more_ && !channel.queues_.empty() && channel.room() > 0))) {
+                 (channel.more_ && !channel.pop_queues_.empty() && channel.room() > 0))) {
                 channel.schedule();
             }
         }
@@ -736,7 +772,7 @@ void RedisChannel::basic_ack(std::uint64_t delivery_tag, bool multiple) {
         unacked_.erase(it);
     }
     forget_fields(fields);
-    if (more_ && !queues_.empty() && room() > 0) schedule();
+    if (more_ && !pop_queues_.empty() && room() > 0) schedule();
 }
 
 void RedisChannel::basic_reject(std::uint64_t delivery_tag, bool requeue) {
@@ -748,6 +784,13 @@ void RedisChannel::basic_reject(std::uint64_t delivery_tag, bool requeue) {
     }
     Delivery delivery = std::move(it->second);
     unacked_.erase(it);
+    if (requeue && delivery.key.empty()) {
+        // A pub/sub delivery has no list to go back to: it is handed out again.
+        delivery.fields.redelivered = true;
+        pending_.push_front(std::move(delivery));
+        schedule();
+        return;
+    }
     if (requeue) {
         // Back where it was, first in line: AMQP's requeue (Kombu puts it last).
         give_back({&delivery}, {true}, /*head=*/true, /*wait=*/false);
@@ -761,7 +804,7 @@ void RedisChannel::basic_reject(std::uint64_t delivery_tag, bool requeue) {
     } else {
         forget_fields({delivery.field});
     }
-    if (more_ && !queues_.empty() && room() > 0) schedule();
+    if (more_ && !pop_queues_.empty() && room() > 0) schedule();
 }
 
 void RedisChannel::dead_letter(const Delivery& delivery, const std::string& exchange,
@@ -810,7 +853,6 @@ std::string RedisChannel::returned_payload(const Delivery& delivery, bool delive
 
 void RedisChannel::give_back(const std::vector<const Delivery*>& deliveries,
                              const std::vector<bool>& delivered, bool head, bool wait) {
-    if (deliveries.empty()) return;
     RedisTransport& owner = transport();
     auto call = std::make_shared<ScriptCall>();
     call->id = ScriptId::give_back;
@@ -818,10 +860,14 @@ void RedisChannel::give_back(const std::vector<const Delivery*>& deliveries,
     call->args.reserve(1 + 3 * deliveries.size());
     call->args.push_back(head ? "head" : "tail");
     for (std::size_t i = 0; i < deliveries.size(); ++i) {
+        // Pub/sub deliveries have no list: they cannot go back (Kombu's
+        // pushes them to a list nobody reads).
+        if (deliveries[i]->key.empty()) continue;
         call->args.push_back(deliveries[i]->field);
         call->args.push_back(deliveries[i]->key);
         call->args.push_back(returned_payload(*deliveries[i], delivered[i]));
     }
+    if (call->args.size() == 1) return;
     if (wait) {
         owner.run_script(*call);
         return;
@@ -900,6 +946,7 @@ void RedisChannel::shut_down() {
         consumer->cancelled = true;
     if (!delivering_) consumers_.clear();
     queues_.clear();
+    pop_queues_.clear();
     record_.clear();
     if (unacked_.empty() && pending_.empty()) return;
     if (!transport().connected()) {

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kelp/channel.hpp"
@@ -80,6 +81,9 @@ class RedisChannel final : public Channel {
     std::uint32_t consumers_of(const std::string& queue) const;
     // A consumed list may have messages: pop when the window has room.
     void wake();
+    // A message published on a fanout channel this channel's queue is
+    // subscribed to (fanout_mode=pubsub).
+    void deliver_broadcast(const std::string& queue, std::string_view payload);
     // The Hub changed: pending work moves to the new one.
     void rehome();
     // Cancels the consumers of a queue that was deleted.
@@ -145,9 +149,10 @@ class RedisChannel final : public Channel {
     std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
 
     std::vector<std::unique_ptr<Consumer>> consumers_;
-    std::vector<std::string> queues_;                   // consumed queues, in consume order
+    std::vector<std::string> queues_;      // consumed queues, in consume order
+    std::vector<std::string> pop_queues_;  // those popped from their lists (not pub/sub)
     std::map<std::string, std::size_t> next_consumer_;  // round robin within a queue
-    std::vector<bool> record_;  // per queue: records in unacked (not no_ack only)
+    std::vector<bool> record_;  // per pop queue: records in unacked (not no_ack only)
     std::size_t rotation_ = 0;  // the pop script's first queue
     std::uint64_t consumer_counter_ = 0;
     bool delivering_ = false;

@@ -120,10 +120,31 @@ local function exchange_type(exchange, given)
   return ''
 end
 
+-- Whether a queue exists, for the default exchange (AMQP drops a message
+-- for a queue that does not exist; Kombu's LPUSH would create a list nobody
+-- reads): kelp declared it, it holds messages, or Kombu bound it to an
+-- exchange of its own name (what Celery and SimpleQueue do).
+local function queue_exists(queue)
+  if redis.call('HEXISTS', ctx.queues_key, queue) == 1 then return true end
+  local lists = {ctx.prefix .. queue}
+  for level = 1, 9 do lists[#lists + 1] = ctx.prefix .. queue .. ctx.sep .. level end
+  if redis.call('EXISTS', unpack(lists)) > 0 then return true end
+  local suffix = ctx.sep .. queue
+  for _, member in ipairs(redis.call('SMEMBERS', ctx.binding_prefix .. queue)) do
+    if string.sub(member, -#suffix) == suffix then return true end
+  end
+  return false
+end
+
 -- The queues a message goes to, each once, and whether the exchange is a
--- fanout (whose message is also PUBLISHed for Kombu's subscribers).
-local function kelp_route(exchange, routing_key, given_type, headers_json)
-  if exchange == '' then return {routing_key}, false end
+-- fanout (whose message is also PUBLISHed for Kombu's subscribers). A
+-- restore (`returning`) goes back to its queue through the default exchange
+-- whether or not that queue is known.
+local function kelp_route(exchange, routing_key, given_type, headers_json, returning)
+  if exchange == '' then
+    if returning or queue_exists(routing_key) then return {routing_key}, false end
+    return {}, false
+  end
   local declared = exchange_type(exchange, given_type)
   local members = redis.call('SMEMBERS', ctx.binding_prefix .. exchange)
   local queues, seen = {}, {}
@@ -340,7 +361,7 @@ if current ~= ARGV[9] then return -1 end
 if ARGV[11] ~= '' then
   redis.call('RPUSH', ARGV[11], ARGV[10])
 else
-  local queues = kelp_route(ARGV[12], ARGV[13], '', '')
+  local queues = kelp_route(ARGV[12], ARGV[13], '', '', true)
   if #queues == 0 then return -2 end
   kelp_push(queues, tonumber(ARGV[14]), ARGV[10], true)
 end

@@ -71,7 +71,7 @@ void Subscriber::on_push(ReplyView push) {
         }
         on_keys_(names);
     } else if (kind == "pmessage" && push.size() == 4) {
-        on_message_(push[2].text(), push[3].text());
+        on_message_(push[1].text(), push[2].text(), push[3].text());
     }
     // (p)subscribe confirmations need nothing: the PING after them is awaited.
 }

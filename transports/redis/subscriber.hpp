@@ -32,8 +32,10 @@ class Subscriber {
     // Keys Redis reported as changed; an empty list means "every key" (the
     // server flushed a db, or tracking was reset).
     using KeysChanged = std::function<void(const std::vector<std::string_view>& keys)>;
-    // A message on a channel matched by a PSUBSCRIBE pattern.
-    using Message = std::function<void(std::string_view channel, std::string_view payload)>;
+    // A message on a channel matched by one of our PSUBSCRIBE patterns (once
+    // per matching pattern, as Redis sends it).
+    using Message = std::function<void(std::string_view pattern, std::string_view channel,
+                                       std::string_view payload)>;
 
     // Connects and subscribes to the invalidation channel before `deadline`.
     Subscriber(const Endpoint& endpoint, const Handshake& handshake, Clock::time_point deadline,

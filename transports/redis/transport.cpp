@@ -50,11 +50,12 @@ QueueInfo parse_queue_info(std::string_view record) {
 
 }  // namespace
 
-RedisTransport::RedisTransport(RedisSettings settings)
+RedisTransport::RedisTransport(RedisSettings settings, FanoutMode fanout_mode)
     : settings_(std::move(settings)),
       keys_(settings_),
       level_keys_(with_every_level(settings_)),
       route_(settings_, keys_),
+      fanout_mode_(fanout_mode),
       restorer_(std::make_unique<Restorer>(*this)),
       transport_id_(new_delivery_tag()) {}
 
@@ -122,6 +123,7 @@ bool RedisTransport::connected() const {
 
 void RedisTransport::close() noexcept {
     closing_ = true;
+    reconnect_timer_.cancel();
     for (const auto& channel : live_channels())
         channel->close_for_transport();
     channels_.clear();
@@ -150,7 +152,10 @@ void RedisTransport::close() noexcept {
 void RedisTransport::register_with_event_loop(Hub& hub) {
     if (hub_ == &hub) return;
     stop_timers();
+    const bool reconnecting = reconnect_timer_.active();
+    reconnect_timer_.cancel();
     hub_ = &hub;
+    if (reconnecting) schedule_reconnect(1);
     if (command_) command_->attach(hub_);
     if (subscriber_) subscriber_->attach(hub_);
     for (const auto& channel : live_channels())
@@ -265,6 +270,10 @@ void RedisTransport::consumers_changed() {
         temporary->queue_delete(queue, false, false);
     }
     if (queues.empty()) {
+        if (subscriber_ && !subscriber_->broken()) {
+            subscriber_->set_patterns({}, Clock::now() + settings_.socket_connect_timeout.value_or(
+                                                             subscriber_connect_timeout));
+        }
         if (!tracked_prefixes_.empty() && connected()) {
             command_->send(args({"CLIENT", "TRACKING", "off"}));
         }
@@ -274,7 +283,57 @@ void RedisTransport::consumers_changed() {
     }
     ensure_subscriber();
     update_tracking();
+    // Subscribed before consume() returns: a publish right after is seen.
+    subscriber_->set_patterns(
+        fanout_patterns(),
+        Clock::now() + settings_.socket_connect_timeout.value_or(subscriber_connect_timeout));
     start_timers();
+}
+
+void RedisTransport::bound_to_fanout(const std::string& queue, const std::string& exchange,
+                                     const std::string& routing_key, bool bound) {
+    if (bound) {
+        fanout_bindings_[queue].emplace(exchange, routing_key);
+        return;
+    }
+    auto it = fanout_bindings_.find(queue);
+    if (it == fanout_bindings_.end()) return;
+    it->second.erase({exchange, routing_key});
+    if (it->second.empty()) fanout_bindings_.erase(it);
+}
+
+bool RedisTransport::consumed_by_subscription(const std::string& queue) const {
+    return fanout_mode_ == FanoutMode::pubsub && fanout_bindings_.count(queue) != 0;
+}
+
+std::set<std::string> RedisTransport::fanout_patterns() const {
+    std::set<std::string> patterns;
+    for (const auto& queue : consumed_queues_) {
+        auto it = fanout_bindings_.find(queue);
+        if (it == fanout_bindings_.end() || fanout_mode_ != FanoutMode::pubsub) continue;
+        for (const auto& [exchange, routing_key] : it->second)
+            patterns.insert(keys_.fanout_pattern(exchange, routing_key));
+    }
+    return patterns;
+}
+
+void RedisTransport::on_broadcast(std::string_view pattern, std::string_view payload) {
+    // Every consumed queue that subscribed with this pattern gets a copy, on
+    // one of the channels consuming it (as a queue's messages go to one
+    // consumer).
+    for (const auto& [queue, bindings] : fanout_bindings_) {
+        if (consumed_queues_.count(queue) == 0) continue;
+        const bool subscribed = std::any_of(bindings.begin(), bindings.end(), [&](const auto& b) {
+            return keys_.fanout_pattern(b.first, b.second) == pattern;
+        });
+        if (!subscribed) continue;
+        for (const auto& channel : live_channels()) {
+            if (channel->consumers_of(queue) != 0) {
+                channel->deliver_broadcast(queue, payload);
+                break;
+            }
+        }
+    }
 }
 
 void RedisTransport::ensure_subscriber() {
@@ -287,13 +346,11 @@ void RedisTransport::ensure_subscriber() {
     subscriber_ = std::make_unique<Subscriber>(
         endpoint(), handshake("kelp-sub"), deadline,
         [this](const std::vector<std::string_view>& keys) { on_keys_changed(keys); },
-        [](std::string_view, std::string_view) {});
-    subscriber_->set_broken_handler([this](std::exception_ptr error) {
-        // Consumers go on by polling until the next consume reconnects it.
-        if (closing_) return;
-        set_tracking_failed(true);
-        report(error);
-    });
+        [this](std::string_view pattern, std::string_view, std::string_view payload) {
+            on_broadcast(pattern, payload);
+        });
+    subscriber_->set_broken_handler(
+        [this](std::exception_ptr error) { on_subscriber_broken(error); });
     subscriber_->attach(hub_);
 }
 
@@ -380,6 +437,7 @@ std::uint32_t RedisTransport::local_consumers(const std::string& queue) const {
 
 void RedisTransport::queue_deleted(const std::string& queue) {
     queue_infos_.erase(queue);
+    fanout_bindings_.erase(queue);
     exclusive_queues_.erase(queue);
     auto_delete_queues_.erase(queue);
     for (const auto& channel : live_channels())
@@ -415,12 +473,63 @@ void RedisTransport::stop_timers() {
     poll_timer_.cancel();
     restore_timer_.cancel();
     health_timer_.cancel();
+    resubscribe_timer_.cancel();
 }
 
 void RedisTransport::on_broken(std::exception_ptr error) {
     connected_ = false;
     stop_timers();
-    if (!closing_) report(error);
+    if (closing_) return;
+    report(error);
+    schedule_reconnect(1);
+}
+
+void RedisTransport::schedule_reconnect(int attempt) {
+    const RetryPolicy& policy = settings_.reconnect;
+    if (hub_ == nullptr) return;
+    if (policy.max_retries >= 0 && attempt > policy.max_retries) {
+        report(std::make_exception_ptr(ConnectionError(
+            "redis: gave up reconnecting to " + endpoint().describe() + " after " +
+            std::to_string(attempt - 1) +
+            " attempts (max_retries); connect again with Connection::ensure_connection")));
+        return;
+    }
+    // The broken client is dropped from a timer, never inside its own callback.
+    reconnect_timer_ =
+        hub_->call_later(policy.interval(attempt), [this, attempt] { try_reconnect(attempt); });
+}
+
+void RedisTransport::try_reconnect(int attempt) {
+    try {
+        const auto timeout = settings_.socket_connect_timeout.value_or(subscriber_connect_timeout);
+        connect(Clock::now() + timeout);
+        // Consumers: a new subscription and tracking, and a look at their lists.
+        if (!consumed_queues_.empty()) consumers_changed();
+        wake_consumers();
+    } catch (const ConnectionError&) {
+        schedule_reconnect(attempt + 1);
+    }
+}
+
+void RedisTransport::on_subscriber_broken(std::exception_ptr error) {
+    if (closing_) return;
+    // Consumers poll until the subscription is back.
+    set_tracking_failed(true);
+    report(error);
+    schedule_resubscribe();
+}
+
+void RedisTransport::schedule_resubscribe() {
+    if (hub_ == nullptr || resubscribe_timer_.active()) return;
+    resubscribe_timer_ = hub_->call_later(safety_poll, [this] {
+        if (!connected() || consumed_queues_.empty()) return;
+        try {
+            ensure_subscriber();
+            update_tracking();
+        } catch (const ConnectionError&) {
+            schedule_resubscribe();
+        }
+    });
 }
 
 void RedisTransport::report(std::exception_ptr error) {

@@ -6,6 +6,11 @@
 // ack, restore: pipelined, in order) and, once something consumes, one
 // pub/sub connection that wakes consumers (see subscriber.hpp).
 //
+// When a link drops, the error goes to the Hub's error handler and the
+// transport reconnects by itself on Hub timers (the URL's max_retries and
+// interval_* options); consumers go on afterwards. Commands made meanwhile
+// throw ConnectionError.
+//
 // Thread rules: a RedisTransport and its channels belong to their
 // Connection's thread.
 #pragma once
@@ -33,6 +38,19 @@ namespace kelp::redis {
 class RedisChannel;
 class Restorer;
 
+// How a fanout exchange reaches the queues bound to it.
+enum class FanoutMode : std::uint8_t {
+    // Durable, as AMQP: the message is pushed to the list of every queue kelp
+    // bound, and PUBLISHed on Kombu's channel too, for Kombu's subscribers.
+    // kelp consumers read the lists; a Kombu publisher's fanout (PUBLISH
+    // only) does not reach them.
+    lists,
+    // Kombu's: consumers of fanout-bound queues PSUBSCRIBE to Kombu's channel
+    // (before consume() returns) and get what is published while they are
+    // subscribed, by Kombu or kelp; nothing waits for an absent consumer.
+    pubsub,
+};
+
 // What kelp knows of a queue's declaration: what publishers and rejects need.
 struct QueueInfo {
     std::optional<int> max_priority;
@@ -42,7 +60,7 @@ struct QueueInfo {
 
 class RedisTransport final : public Transport {
   public:
-    explicit RedisTransport(RedisSettings settings);
+    explicit RedisTransport(RedisSettings settings, FanoutMode fanout_mode = FanoutMode::lists);
     ~RedisTransport() override;
 
     static const Capabilities& static_capabilities();
@@ -64,6 +82,7 @@ class RedisTransport final : public Transport {
     // what consumers pop and what purge/delete/count cover.
     const KeySchema& level_keys() const { return level_keys_; }
     const RouteContext& route() const { return route_; }
+    FanoutMode fanout_mode() const { return fanout_mode_; }
     // The command connection; ConnectionError when there is none.
     RespClient& command();
     Hub* hub() const { return hub_; }
@@ -90,6 +109,13 @@ class RedisTransport final : public Transport {
     Reply run_script(const ScriptCall& call);
     // Pipelines a script; `callback` gets its reply (or the failure).
     void send_script(std::shared_ptr<const ScriptCall> call, RespClient::ReplyCallback callback);
+
+    // fanout_mode=pubsub: this connection's fanout bindings, which its
+    // consumers of those queues PSUBSCRIBE to.
+    void bound_to_fanout(const std::string& queue, const std::string& exchange,
+                         const std::string& routing_key, bool bound);
+    // True for a queue consumed through pub/sub, never popped from its list.
+    bool consumed_by_subscription(const std::string& queue) const;
 
     // exclusive queues are deleted when this connection closes, auto_delete
     // ones when their last consumer here is cancelled.
@@ -121,8 +147,17 @@ class RedisTransport final : public Transport {
     void ensure_subscriber();
     void update_tracking();
     void on_keys_changed(const std::vector<std::string_view>& keys);
+    void on_broadcast(std::string_view pattern, std::string_view payload);
+    std::set<std::string> fanout_patterns() const;
     void on_broken(std::exception_ptr error);
+    void on_subscriber_broken(std::exception_ptr error);
     void set_tracking_failed(bool failed);
+    // Reconnecting after the link dropped, on Hub timers, as the reconnect
+    // policy (max_retries, interval_start/step/max) says; consumers resume
+    // where they were: their unacked records stay valid across the gap.
+    void schedule_reconnect(int attempt);
+    void try_reconnect(int attempt);
+    void schedule_resubscribe();
     void start_timers();
     void stop_timers();
     void wake_consumers();
@@ -131,6 +166,9 @@ class RedisTransport final : public Transport {
     KeySchema keys_;
     KeySchema level_keys_;
     RouteContext route_;
+    FanoutMode fanout_mode_;
+    // queue -> (exchange, binding key) of its fanout bindings made here.
+    std::map<std::string, std::set<std::pair<std::string, std::string>>> fanout_bindings_;
     std::unique_ptr<RespClient> command_;
     std::unique_ptr<Subscriber> subscriber_;
     std::unique_ptr<Restorer> restorer_;
@@ -145,6 +183,8 @@ class RedisTransport final : public Transport {
     Handle poll_timer_;
     Handle restore_timer_;
     Handle health_timer_;
+    Handle reconnect_timer_;
+    Handle resubscribe_timer_;
     std::string transport_id_;
     std::uint64_t pops_ = 0;
     std::uint64_t deliveries_ = 0;
