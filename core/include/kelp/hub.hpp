@@ -257,6 +257,7 @@ class Hub {
     void pop_timer();
     void sift_down(std::size_t hole, TimerEntry entry);
     void drop_cancelled(std::uint32_t slot);
+    void free_cancelled_slot(std::uint32_t slot);
     void compact_timers();
     void drop_cancelled_top();
 
