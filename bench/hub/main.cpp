@@ -38,8 +38,8 @@ void usage(FILE* out) {
         "  --wakeups N     (d) hops per implementation (200000)\n"
         "  --slices N      (a),(d) interleaved slices per implementation (5)\n"
         "  --only A,B,..   run only these implementations (kelp, libuv, libev, libevent,\n"
-        "                  floor, raw-epoll, raw-heap; in pipes also e.g. kelp:epoll),\n"
-        "                  e.g. to profile one of them\n",
+        "                  floor, raw-epoll, raw-heap, kelp-later; in pipes also e.g.\n"
+        "                  kelp:epoll), e.g. to profile one of them\n",
         out);
 }
 
