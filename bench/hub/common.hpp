@@ -79,7 +79,7 @@ std::uint64_t raise_fd_limit(std::uint64_t wanted, std::string& why_not);
 struct Options {
     long rounds = 1'000'000;                      // (a) ping-pong round trips
     long timers = 1'000'000;                      // (b)
-    long repeat = 1;                              // (b): child runs per implementation
+    long repeat = 3;                              // (b): child runs per implementation
     std::vector<long> pairs{100, 1'000, 10'000};  // (c) socket pair counts
     long active = 100;                            // (c) active pairs
     long writes = -1;                             // (c) forwarded writes; -1: = pairs

@@ -30,7 +30,7 @@ void usage(FILE* out) {
         "options:\n"
         "  --rounds N      (a) round trips per implementation (1000000)\n"
         "  --timers N      (b) timers (1000000)\n"
-        "  --repeat N      (b) runs per implementation, figures are medians (1)\n"
+        "  --repeat N      (b) runs per implementation, figures are medians (3)\n"
         "  --pairs A,B,..  (c) socket pair counts (100,1000,10000)\n"
         "  --active N      (c) active pairs (100)\n"
         "  --writes N      (c) forwarded writes per run (default: the pair count)\n"
