@@ -83,8 +83,9 @@ class Proxy {
                 char drain[64];
                 (void)!::read(wake_[0], drain, sizeof drain);
             }
-            if (fds[0].revents != 0) accept_one();
-            for (std::size_t i = 0; i < pairs_.size(); ++i) {
+            // Only the pairs polled: one accepted below joins the next round.
+            const std::size_t polled = (fds.size() - 2) / 2;
+            for (std::size_t i = 0; i < polled; ++i) {
                 const auto [a, b] = pairs_[i];
                 const bool from_a = fds[2 + 2 * i].revents != 0;
                 const bool from_b = fds[3 + 2 * i].revents != 0;
@@ -95,6 +96,7 @@ class Proxy {
                 }
             }
             std::erase_if(pairs_, [](const auto& pair) { return pair.first < 0; });
+            if (fds[0].revents != 0) accept_one();
         }
     }
 
