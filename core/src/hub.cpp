@@ -381,12 +381,14 @@ void Hub::dispatch(int fd, Watcher FdWatch::*direction, std::uint64_t epoch) {
     if (!watcher.active || watcher.added_epoch > epoch) return;
     // Moved out while it runs: it may remove or replace itself, and other
     // callbacks may grow watches_.
+    // Swapped rather than moved: the same, with no temporary to destroy.
     const std::uint32_t serial = watcher.serial;
-    Callback callback = std::move(watcher.callback);
+    Callback callback;
+    callback.swap(watcher.callback);
     guarded(callback);
     if (index >= watches_.size()) return;
     Watcher& after = watches_[index].*direction;
-    if (after.active && after.serial == serial) after.callback = std::move(callback);
+    if (after.active && after.serial == serial) after.callback.swap(callback);
 }
 
 void Hub::poll_and_dispatch(Clock::duration timeout) {
