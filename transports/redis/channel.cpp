@@ -323,6 +323,11 @@ void RedisChannel::basic_publish(std::shared_ptr<const Envelope> envelope,
                           .routing_key = routing_key,
                           .delivery_tag = new_delivery_tag(),
                           .priority = priority};
+    if (exchange.empty() && priority == 0 && !flags.mandatory) {
+        publish_to_queue(routing_key,
+                         encode_message(*envelope, fields, owner.settings().body_encoding));
+        return;
+    }
     const auto known_type = owner.known_exchange_type(exchange);
     const bool maybe_headers = !known_type || *known_type == ExchangeType::headers;
     const bool maybe_fanout =
@@ -377,6 +382,33 @@ void RedisChannel::basic_publish(std::shared_ptr<const Envelope> envelope,
             routing_key +
             "' matched no queue; declare and bind a queue, or set an on_return callback to "
             "handle returns")));
+    });
+    owner.note_publish();
+}
+
+void RedisChannel::publish_to_queue(const std::string& queue, std::string payload) {
+    RedisTransport& owner = transport();
+    auto call = std::make_shared<ScriptCall>();
+    call->id = ScriptId::publish_to_queue;
+    const auto& context = owner.route().args();
+    call->args.reserve(context.size() + 2);
+    call->args.assign(context.begin(), context.end());
+    call->args.push_back(queue);
+    call->args.push_back(std::move(payload));
+    std::weak_ptr<Shared> shared = shared_;
+    RedisTransport* transport_ptr = &owner;
+    owner.send_script(call, [shared, transport_ptr, queue](Reply reply) {
+        // A broken link is reported by the transport itself.
+        if (!reply.ok()) return;
+        const ReplyView result = reply.view();
+        if (result.is_error()) {
+            transport_ptr->report(std::make_exception_ptr(
+                ChannelError("redis: publish to queue '" + queue +
+                             "' (default exchange) failed: " + result.describe())));
+            return;
+        }
+        if (result[0].integer() > 0) return;
+        if (auto state = shared.lock()) ++state->unroutable;
     });
     owner.note_publish();
 }
@@ -511,10 +543,25 @@ void RedisChannel::rebuild_pop_keys() {
     }
 }
 
+std::size_t RedisChannel::window() const {
+    return prefetch_ == 0 ? pop_batch : prefetch_;
+}
+
 std::size_t RedisChannel::room() const {
-    const std::size_t in_flight = unacked_.size() + pending_.size();
-    if (prefetch_ == 0) return in_flight >= pop_batch ? 0 : pop_batch - in_flight;
-    return in_flight >= prefetch_ ? 0 : prefetch_ - in_flight;
+    // A pop in flight has its messages counted already.
+    const std::size_t in_flight = unacked_.size() + pending_.size() + pop_requested_;
+    return in_flight >= window() ? 0 : window() - in_flight;
+}
+
+bool RedisChannel::can_pop() const {
+    return open_ && !pop_in_flight_ && more_ && !pop_queues_.empty() && room() > 0 &&
+           transport_->connected();
+}
+
+bool RedisChannel::should_pop() const {
+    // Ahead of need once half the window is free, so Redis pops the next
+    // batch while this one is being handed out; at once when nothing waits.
+    return can_pop() && (pending_.empty() || room() >= (window() + 1) / 2);
 }
 
 void RedisChannel::wake() {
@@ -554,57 +601,137 @@ void RedisChannel::rehome() {
 
 void RedisChannel::pump() {
     if (!open_) return;
-    if (pending_.empty() && more_ && !pop_queues_.empty() && room() > 0) pop_now();
+    if (should_pop()) {
+        // Nothing to hand out meanwhile: pop and wait, so what is waiting
+        // now is delivered in this turn (drain_events with no timeout left
+        // relies on it). With messages to hand out, pop ahead instead.
+        if (pending_.empty()) {
+            pop_now();
+        } else {
+            start_pop();
+        }
+    }
     deliver_pending();
 }
 
 void RedisChannel::pop_now() {
     const std::size_t want = std::min(room(), pop_batch);
-    std::size_t rotation =
-        transport().settings().queue_order_strategy == QueueOrderStrategy::round_robin ? rotation_
-                                                                                       : 0;
+    const bool round_robin =
+        transport().settings().queue_order_strategy == QueueOrderStrategy::round_robin;
+    std::size_t rotation = round_robin ? rotation_ : 0;
     Popped popped = pop(pop_queues_, record_, want, rotation);
-    if (transport().settings().queue_order_strategy == QueueOrderStrategy::round_robin) {
-        rotation_ = rotation;
-    }
+    if (round_robin) rotation_ = rotation;
     more_ = popped.taken == want;
     for (auto& delivery : popped.deliveries)
         pending_.push_back(std::move(delivery));
 }
 
-RedisChannel::Popped RedisChannel::pop(const std::vector<std::string>& queues,
-                                       const std::vector<bool>& record, std::size_t count,
-                                       std::size_t& rotation) {
-    Popped popped;
-    if (queues.empty() || count == 0) return popped;
+void RedisChannel::start_pop() {
+    const std::size_t want = std::min(room(), pop_batch);
+    const bool round_robin =
+        transport().settings().queue_order_strategy == QueueOrderStrategy::round_robin;
+    auto request = std::make_shared<PopRequest>(
+        pop_request(pop_queues_, record_, want, round_robin ? rotation_ : 0));
+    pop_in_flight_ = true;
+    pop_requested_ = want;
+    // A wake while the pop is in flight sets it again: the pop may have run
+    // before the push that woke us.
+    more_ = false;
+    std::weak_ptr<char> alive = life_;
+    try {
+        // Aliased: the call lives as long as the request.
+        transport().send_script(std::shared_ptr<const ScriptCall>(request, &request->call),
+                                [this, alive, request](Reply reply) {
+                                    // Gone: the records stay in Redis and the visibility-timeout
+                                    // restore returns those messages (close waits for this reply,
+                                    // so only a failed close gets here).
+                                    if (alive.expired()) return;
+                                    on_popped(reply, *request);
+                                });
+    } catch (...) {
+        pop_in_flight_ = false;
+        pop_requested_ = 0;
+        throw;
+    }
+}
+
+void RedisChannel::on_popped(const Reply& reply, const PopRequest& request) {
+    pop_in_flight_ = false;
+    pop_requested_ = 0;
+    // A broken link is reported by the transport itself; what the script
+    // popped stays recorded, and the restore returns it.
+    if (!reply.ok()) return;
+    if (reply.view().is_error()) {
+        // The transport's poll wakes us again later.
+        transport().report(std::make_exception_ptr(
+            ChannelError("redis: the 'pop' script failed: " + reply.view().describe())));
+        return;
+    }
+    std::size_t rotation = 0;
+    Popped popped = read_popped(reply.view(), request, rotation);
+    if (transport().settings().queue_order_strategy == QueueOrderStrategy::round_robin) {
+        rotation_ = rotation;
+    }
+    more_ = more_ || popped.taken == request.count;
+    if (!open_) {
+        // Closed while the pop was in flight and the close could not wait:
+        // back in front, as close returns what it holds.
+        std::vector<const Delivery*> list;
+        for (const auto& delivery : popped.deliveries)
+            list.push_back(&delivery);
+        if (transport().connected()) {
+            give_back(list, std::vector<bool>(list.size(), false), /*head=*/true, /*wait=*/false);
+        }
+        return;
+    }
+    for (auto& delivery : popped.deliveries)
+        pending_.push_back(std::move(delivery));
+    schedule();
+}
+
+void RedisChannel::settle_pop() {
+    if (pop_in_flight_ && transport().connected()) {
+        transport().command().drain(transport().call_deadline());
+    }
+}
+
+RedisChannel::PopRequest RedisChannel::pop_request(const std::vector<std::string>& queues,
+                                                   const std::vector<bool>& record,
+                                                   std::size_t count, std::size_t rotation) const {
     RedisTransport& owner = transport();
-    const KeySchema& keys = owner.keys();
-    const std::vector<std::string> lists = owner.level_keys().queue_keys_in_pop_order(queues);
-    std::vector<std::string_view> script_keys{keys.unacked_key(), keys.unacked_index_key()};
-    script_keys.insert(script_keys.end(), lists.begin(), lists.end());
+    PopRequest request;
+    request.queues = queues;
+    request.count = count;
+    request.lists = owner.level_keys().queue_keys_in_pop_order(queues);
+    ScriptCall& call = request.call;
+    call.id = ScriptId::pop;
+    call.keys = {owner.keys().unacked_key(), owner.keys().unacked_index_key()};
+    call.keys.insert(call.keys.end(), request.lists.begin(), request.lists.end());
     std::string flags;
     for (const bool flag : record)
         flags += flag ? '1' : '0';
-    const std::string queue_count = std::to_string(queues.size());
-    const std::string level_count = std::to_string(lists.size() / queues.size());
-    const std::string start = std::to_string(rotation % queues.size());
-    const std::string wanted = std::to_string(count);
-    const std::string max_bytes = std::to_string(pop_bytes);
-    const std::string now = unix_time_text(std::chrono::system_clock::now());
-    const std::string field_prefix = owner.next_field_prefix();
-    const std::string_view arguments[] = {queue_count, level_count, start,        wanted,
-                                          max_bytes,   now,         field_prefix, flags};
-    const Reply reply = owner.run_script(ScriptId::pop, script_keys, arguments);
-    const ReplyView result = reply.view();
+    call.args = {std::to_string(queues.size()),
+                 std::to_string(request.lists.size() / queues.size()),
+                 std::to_string(rotation % queues.size()),
+                 std::to_string(count),
+                 std::to_string(pop_bytes),
+                 unix_time_text(std::chrono::system_clock::now()),
+                 owner.next_field_prefix(),
+                 std::move(flags)};
+    return request;
+}
+
+RedisChannel::Popped RedisChannel::read_popped(const ReplyView& result, const PopRequest& request,
+                                               std::size_t& rotation) {
+    Popped popped;
     rotation = static_cast<std::size_t>(result[0].integer());
-    std::vector<std::pair<std::string, std::string>> undecodable;  // field, payload
     for (std::size_t i = 1; i + 3 <= result.size(); i += 3) {
         ++popped.taken;
         const auto index = static_cast<std::size_t>(result[i + 1].integer()) - 1;
         Delivery delivery;
         delivery.field = std::string(result[i].text());
-        delivery.key = lists.at(index);
-        delivery.queue = queues.at(index % queues.size());
+        delivery.key = request.lists.at(index);
+        delivery.queue = request.queues.at(index % request.queues.size());
         delivery.payload = std::string(result[i + 2].text());
         try {
             DecodedMessage decoded = decode_message(delivery.payload);
@@ -622,6 +749,15 @@ RedisChannel::Popped RedisChannel::pop(const std::vector<std::string>& queues,
         popped.deliveries.push_back(std::move(delivery));
     }
     return popped;
+}
+
+RedisChannel::Popped RedisChannel::pop(const std::vector<std::string>& queues,
+                                       const std::vector<bool>& record, std::size_t count,
+                                       std::size_t& rotation) {
+    if (queues.empty() || count == 0) return {};
+    const PopRequest request = pop_request(queues, record, count, rotation);
+    const Reply reply = transport().run_script(request.call);
+    return read_popped(reply.view(), request, rotation);
 }
 
 void RedisChannel::handle_undecodable(const Delivery& delivery, const std::string& why) {
@@ -683,10 +819,9 @@ void RedisChannel::deliver_pending() {
             // Also when a callback threw: what waits is delivered on the next
             // turn of the Hub, without a new message having to wake us.
             channel.delivering_ = false;
+            channel.flush_forgotten();
             channel.remove_cancelled();
-            if (channel.open_ &&
-                (!channel.pending_.empty() ||
-                 (channel.more_ && !channel.pop_queues_.empty() && channel.room() > 0))) {
+            if (channel.open_ && (!channel.pending_.empty() || channel.can_pop())) {
                 channel.schedule();
             }
         }
@@ -705,6 +840,12 @@ void RedisChannel::deliver_pending() {
         Message message = make_message(std::move(delivery), consumer->tag, consumer->no_ack);
         transport().count_delivery();
         consumer->callback(message);
+        if (!pending_.empty() && should_pop()) {
+            // The acks so far go along: Redis works through both while the
+            // rest of this batch is handed out.
+            flush_forgotten();
+            start_pop();
+        }
         if (++delivered % 16 == 0 && std::chrono::steady_clock::now() >= slice_end) break;
     }
 }
@@ -726,15 +867,36 @@ std::optional<Message> RedisChannel::basic_get(const std::string& queue, bool no
 
 // --- settling --------------------------------------------------------------------------
 
-void RedisChannel::forget_fields(const std::vector<std::string>& fields) {
-    std::vector<std::string_view> hdel{"HDEL", transport().keys().unacked_key()};
-    std::vector<std::string_view> zrem{"ZREM", transport().keys().unacked_index_key()};
-    for (const auto& field : fields) {
-        if (field.empty()) continue;
-        hdel.push_back(field);
-        zrem.push_back(field);
+void RedisChannel::forget_fields(std::vector<std::string> fields) {
+    if (delivering_) {
+        // Settled inside a consumer callback: removed together with the
+        // others of this turn once its callbacks are done (flush_forgotten).
+        for (auto& field : fields) {
+            if (!field.empty()) forgotten_.push_back(std::move(field));
+        }
+        return;
     }
-    if (hdel.size() == 2) return;
+    send_forget(fields);
+}
+
+void RedisChannel::flush_forgotten() noexcept {
+    if (forgotten_.empty()) return;
+    const std::vector<std::string> fields = std::move(forgotten_);
+    forgotten_.clear();
+    // Without a link the records stay in Redis and the visibility-timeout
+    // restore returns those messages (the broken link is reported by the
+    // transport itself).
+    if (!transport().connected()) return;
+    try {
+        send_forget(fields);
+    } catch (const Error&) {
+        transport().report(std::current_exception());
+    }
+}
+
+void RedisChannel::send_forget(const std::vector<std::string>& fields) {
+    // Fields per command, so one command never grows without bound.
+    constexpr std::size_t per_command = 1000;
     RespClient& client = transport().command();
     RespClient::Cork cork(client);
     RedisTransport* owner = &transport();
@@ -744,10 +906,23 @@ void RedisChannel::forget_fields(const std::vector<std::string>& fields) {
                 "redis: removing an unacked record failed: " + reply.view().describe())));
         }
     };
-    // The record first: a crash between the two leaves an index member
-    // without a record, which the next restore just drops.
-    client.send(hdel, on_reply);
-    client.send(zrem, on_reply);
+    std::vector<std::string_view> hdel;
+    std::vector<std::string_view> zrem;
+    for (std::size_t first = 0; first < fields.size(); first += per_command) {
+        hdel.assign({"HDEL", transport().keys().unacked_key()});
+        zrem.assign({"ZREM", transport().keys().unacked_index_key()});
+        const std::size_t end = std::min(fields.size(), first + per_command);
+        for (std::size_t i = first; i < end; ++i) {
+            if (fields[i].empty()) continue;
+            hdel.push_back(fields[i]);
+            zrem.push_back(fields[i]);
+        }
+        if (hdel.size() == 2) continue;
+        // The record first: a crash between the two leaves an index member
+        // without a record, which the next restore just drops.
+        client.send(hdel, on_reply);
+        client.send(zrem, on_reply);
+    }
 }
 
 void RedisChannel::basic_ack(std::uint64_t delivery_tag, bool multiple) {
@@ -771,8 +946,8 @@ void RedisChannel::basic_ack(std::uint64_t delivery_tag, bool multiple) {
         fields.push_back(std::move(it->second.field));
         unacked_.erase(it);
     }
-    forget_fields(fields);
-    if (more_ && !pop_queues_.empty() && room() > 0) schedule();
+    forget_fields(std::move(fields));
+    if (can_pop()) schedule();
 }
 
 void RedisChannel::basic_reject(std::uint64_t delivery_tag, bool requeue) {
@@ -804,7 +979,7 @@ void RedisChannel::basic_reject(std::uint64_t delivery_tag, bool requeue) {
     } else {
         forget_fields({delivery.field});
     }
-    if (more_ && !pop_queues_.empty() && room() > 0) schedule();
+    if (can_pop()) schedule();
 }
 
 void RedisChannel::dead_letter(const Delivery& delivery, const std::string& exchange,
@@ -883,6 +1058,8 @@ void RedisChannel::give_back(const std::vector<const Delivery*>& deliveries,
 }
 
 void RedisChannel::give_back_all(bool wait) {
+    // What a pop in flight takes is held here too: waited for, not stranded.
+    settle_pop();
     // Delivered ones first (they came out first), then the waiting ones.
     std::vector<const Delivery*> list;
     std::vector<bool> delivered;
@@ -940,6 +1117,8 @@ void RedisChannel::close_for_transport() noexcept {
 }
 
 void RedisChannel::shut_down() {
+    // Acks made in the callback that closes us go first.
+    flush_forgotten();
     open_ = false;
     pump_handle_.cancel();
     for (auto& consumer : consumers_)
@@ -948,7 +1127,7 @@ void RedisChannel::shut_down() {
     queues_.clear();
     pop_queues_.clear();
     record_.clear();
-    if (unacked_.empty() && pending_.empty()) return;
+    if (unacked_.empty() && pending_.empty() && !pop_in_flight_) return;
     if (!transport().connected()) {
         // Without a link the records stay in Redis: the visibility-timeout
         // restore returns these messages.

@@ -10,6 +10,12 @@
 // channel waits for the Subscriber's notice that a consumed key changed (or
 // the transport's safety poll), never in a blocking command.
 //
+// While a batch is handed out, the next pop is pipelined (one in flight):
+// it goes out once half the window is free, so Redis pops and records while
+// the batch before is handed out. With nothing to hand out, a pop waits.
+// The records of messages acked inside consumer callbacks are removed
+// together when the callbacks of that turn are done (one HDEL, one ZREM).
+//
 // Thread rules: belongs to its Connection's thread.
 #pragma once
 
@@ -24,6 +30,7 @@
 
 #include "kelp/channel.hpp"
 #include "kelp/hub.hpp"
+#include "scripts.hpp"
 #include "wire/envelope.hpp"
 
 namespace kelp::redis {
@@ -110,10 +117,16 @@ class RedisChannel final : public Channel {
 
     void check_open() const;
     RedisTransport& transport() const;
+    // Messages the prefetch window holds: prefetch_count, or pop_batch
+    // without a limit.
+    std::size_t window() const;
+    // Free places in the window (a pop in flight counts as full).
     std::size_t room() const;
+    bool can_pop() const;
+    // Time to pop: there is room, and nothing waits or half the window is free.
+    bool should_pop() const;
     void schedule();
     void pump();
-    void pop_now();
     void deliver_pending();
     Consumer* consumer_for(const std::string& queue);
     void rebuild_pop_keys();
@@ -121,11 +134,32 @@ class RedisChannel final : public Channel {
         std::vector<Delivery> deliveries;
         std::size_t taken = 0;  // popped, including any that could not be decoded
     };
+    // One `pop` script call and what its reply refers to.
+    struct PopRequest {
+        ScriptCall call;
+        std::vector<std::string> queues;
+        std::vector<std::string> lists;  // the reply's key indexes point here
+        std::size_t count = 0;
+    };
+    PopRequest pop_request(const std::vector<std::string>& queues, const std::vector<bool>& record,
+                           std::size_t count, std::size_t rotation) const;
+    // The deliveries in a pop reply; `rotation` gets the next first queue.
+    Popped read_popped(const ReplyView& result, const PopRequest& request, std::size_t& rotation);
+    // A pop that waits for its reply, when nothing else is to be done.
+    void pop_now();
+    // A pop ahead of need, pipelined: one at a time in flight, whose reply
+    // fills `pending_` (on_popped). settle_pop waits for it.
+    void start_pop();
+    void on_popped(const Reply& reply, const PopRequest& request);
+    void settle_pop();
     // One `pop` script call: up to `count` messages over `queues` (record[i]:
     // write unacked records for queue i), starting the round at `rotation`,
     // which is updated.
     Popped pop(const std::vector<std::string>& queues, const std::vector<bool>& record,
                std::size_t count, std::size_t& rotation);
+    // A publish to the default exchange at priority 0, not mandatory: the
+    // lean publish_to_queue script, pipelined.
+    void publish_to_queue(const std::string& queue, std::string payload);
     void handle_undecodable(const Delivery& delivery, const std::string& why);
     Message make_message(Delivery delivery, const std::string& consumer_tag, bool no_ack);
     // The payload that goes back for a delivery: marked redelivered when it
@@ -136,7 +170,12 @@ class RedisChannel final : public Channel {
     void give_back(const std::vector<const Delivery*>& deliveries,
                    const std::vector<bool>& delivered, bool head, bool wait);
     void give_back_all(bool wait);
-    void forget_fields(const std::vector<std::string>& fields);
+    // Removes the unacked records of settled deliveries; inside consumer
+    // callbacks they are collected and removed once the turn ends, in one
+    // HDEL and one ZREM.
+    void forget_fields(std::vector<std::string> fields);
+    void flush_forgotten() noexcept;
+    void send_forget(const std::vector<std::string>& fields);
     void dead_letter(const Delivery& delivery, const std::string& exchange,
                      const std::string& routing_key);
     void remove_cancelled();
@@ -162,6 +201,11 @@ class RedisChannel final : public Channel {
     std::map<std::uint64_t, Delivery> unacked_;  // handed out, not settled
     std::deque<Delivery> pending_;               // popped, not yet handed out
     bool more_ = true;                           // the lists may hold more than the last pop took
+    std::vector<std::string> forgotten_;         // records of deliveries settled this turn
+    bool pop_in_flight_ = false;
+    std::size_t pop_requested_ = 0;  // messages asked of the pop in flight
+    // Expires with the channel: a pop reply arriving later touches nothing.
+    std::shared_ptr<char> life_ = std::make_shared<char>();
     Handle pump_handle_;
 };
 

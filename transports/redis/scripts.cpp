@@ -10,6 +10,26 @@
 namespace kelp::redis {
 namespace {
 
+// --- whether a queue exists ----------------------------------------------------------
+//
+// For the default exchange: AMQP drops a message for a queue that does not
+// exist, where Kombu's LPUSH would create a list nobody reads. A queue exists
+// when kelp declared it, it holds messages, or Kombu bound it to an exchange
+// of its own name (what Celery and SimpleQueue do).
+constexpr std::string_view queue_library = R"lua(
+local function queue_exists(prefix, sep, queues_key, binding_prefix, queue)
+  if redis.call('HEXISTS', queues_key, queue) == 1 then return true end
+  local lists = {prefix .. queue}
+  for level = 1, 9 do lists[#lists + 1] = prefix .. queue .. sep .. level end
+  if redis.call('EXISTS', unpack(lists)) > 0 then return true end
+  local suffix = sep .. queue
+  for _, member in ipairs(redis.call('SMEMBERS', binding_prefix .. queue)) do
+    if string.sub(member, -#suffix) == suffix then return true end
+  end
+  return false
+end
+)lua";
+
 // --- the routing library ---------------------------------------------------------
 //
 // The first seven arguments of every script that routes (the RouteContext,
@@ -120,29 +140,16 @@ local function exchange_type(exchange, given)
   return ''
 end
 
--- Whether a queue exists, for the default exchange (AMQP drops a message
--- for a queue that does not exist; Kombu's LPUSH would create a list nobody
--- reads): kelp declared it, it holds messages, or Kombu bound it to an
--- exchange of its own name (what Celery and SimpleQueue do).
-local function queue_exists(queue)
-  if redis.call('HEXISTS', ctx.queues_key, queue) == 1 then return true end
-  local lists = {ctx.prefix .. queue}
-  for level = 1, 9 do lists[#lists + 1] = ctx.prefix .. queue .. ctx.sep .. level end
-  if redis.call('EXISTS', unpack(lists)) > 0 then return true end
-  local suffix = ctx.sep .. queue
-  for _, member in ipairs(redis.call('SMEMBERS', ctx.binding_prefix .. queue)) do
-    if string.sub(member, -#suffix) == suffix then return true end
-  end
-  return false
-end
-
 -- The queues a message goes to, each once, and whether the exchange is a
 -- fanout (whose message is also PUBLISHed for Kombu's subscribers). A
 -- restore (`returning`) goes back to its queue through the default exchange
 -- whether or not that queue is known.
 local function kelp_route(exchange, routing_key, given_type, headers_json, returning)
   if exchange == '' then
-    if returning or queue_exists(routing_key) then return {routing_key}, false end
+    if returning or queue_exists(ctx.prefix, ctx.sep, ctx.queues_key, ctx.binding_prefix,
+                                 routing_key) then
+      return {routing_key}, false
+    end
     return {}, false
   end
   local declared = exchange_type(exchange, given_type)
@@ -233,13 +240,19 @@ end
 // ARGV: queues, levels, first queue (round robin), max messages, max bytes,
 // now (Unix seconds), record field prefix, one '1'/'0' per queue (record it).
 // Returns {next first queue, field, key index, payload, field, ...}.
+//
+// The messages come out as if popped one at a time, each from the next
+// non-empty queue of the highest non-empty level; but each list gives its
+// share in one LRANGE + LTRIM (RPOP with a count, before Redis 6.2 too), and
+// the records go in with one HMSET and one ZADD: per message, Redis runs no
+// command of its own.
 constexpr std::string_view pop_body = R"lua(
 local queues, levels = tonumber(ARGV[1]), tonumber(ARGV[2])
 local start, wanted, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local now, field_prefix, record_flags = ARGV[6], ARGV[7], ARGV[8]
-local empty = {}
 local out = {0}
 local taken, bytes = 0, 0
+local records, scores = {}, {}
 
 -- Kombu's record: [envelope, exchange, routing_key], the envelope embedded.
 local function record_of(payload)
@@ -259,36 +272,84 @@ local function record_of(payload)
   return '[' .. cjson.encode(payload) .. ', "", ""]'
 end
 
-while taken < wanted and bytes < max_bytes do
-  local found = false
-  for level = 0, levels - 1 do
-    for offset = 0, queues - 1 do
-      local queue = (start + offset) % queues
-      local index = 3 + level * queues + queue
-      if not empty[index] then
-        local payload = redis.call('RPOP', KEYS[index])
-        if payload then
-          taken = taken + 1
-          bytes = bytes + #payload
-          local field = ''
-          if string.sub(record_flags, queue + 1, queue + 1) == '1' then
-            field = field_prefix .. taken .. '/' .. KEYS[index]
-            redis.call('HSET', KEYS[1], field, record_of(payload))
-            redis.call('ZADD', KEYS[2], now, field)
-          end
-          out[#out + 1] = field
-          out[#out + 1] = index - 2
-          out[#out + 1] = payload
-          start = (queue + 1) % queues
-          found = true
-          break
-        end
-        empty[index] = true
+-- One message out, from queue `queue` at KEYS[index], with its record.
+local function deliver(queue, index, payload)
+  taken = taken + 1
+  bytes = bytes + #payload
+  local field = ''
+  if string.sub(record_flags, queue + 1, queue + 1) == '1' then
+    field = field_prefix .. taken .. '/' .. KEYS[index]
+    records[#records + 1] = field
+    records[#records + 1] = record_of(payload)
+    scores[#scores + 1] = now
+    scores[#scores + 1] = field
+  end
+  out[#out + 1] = field
+  out[#out + 1] = index - 2
+  out[#out + 1] = payload
+end
+
+-- The `count` messages at the consuming end of a list, in list order: the
+-- next one to consume is the last.
+local function take(key, count)
+  local items = redis.call('LRANGE', key, -count, -1)
+  redis.call('LTRIM', key, 0, -count - 1)
+  return items
+end
+
+-- Pairs of arguments, a thousand at a time (Lua's unpack has a limit).
+local function call_in_chunks(command, key, list)
+  for first = 1, #list, 1000 do
+    redis.call(command, key, unpack(list, first, math.min(first + 999, #list)))
+  end
+end
+
+for level = 0, levels - 1 do
+  if taken >= wanted or bytes >= max_bytes then break end
+  local base = 3 + level * queues
+  local lengths, total = {}, 0
+  for queue = 0, queues - 1 do
+    lengths[queue] = redis.call('LLEN', KEYS[base + queue])
+    total = total + lengths[queue]
+  end
+  if total > 0 then
+    -- The round robin, one message per non-empty queue in turn: the order
+    -- the messages go out in, and so how many each queue gives.
+    local counts, order = {}, {}
+    for queue = 0, queues - 1 do counts[queue] = 0 end
+    local share = math.min(wanted - taken, total)
+    local queue = start
+    while #order < share do
+      if counts[queue] < lengths[queue] then
+        counts[queue] = counts[queue] + 1
+        order[#order + 1] = queue
+      end
+      queue = (queue + 1) % queues
+    end
+    local items, next_item = {}, {}
+    for q = 0, queues - 1 do
+      if counts[q] > 0 then
+        items[q] = take(KEYS[base + q], counts[q])
+        next_item[q] = #items[q]
       end
     end
-    if found then break end
+    for _, q in ipairs(order) do
+      if bytes >= max_bytes then break end
+      deliver(q, base + q, items[q][next_item[q]])
+      next_item[q] = next_item[q] - 1
+      start = (q + 1) % queues
+    end
+    -- Past the byte limit: what was taken and not delivered goes back as it was.
+    for q = 0, queues - 1 do
+      if counts[q] > 0 and next_item[q] > 0 then
+        redis.call('RPUSH', KEYS[base + q], unpack(items[q], 1, next_item[q]))
+      end
+    end
   end
-  if not found then break end
+end
+if #records > 0 then
+  call_in_chunks('HMSET', KEYS[1], records)
+  call_in_chunks('ZADD', KEYS[2], scores)
 end
 out[1] = start
 return out
@@ -304,6 +365,24 @@ if fanout and ARGV[14] ~= '' then subscribers = redis.call('PUBLISH', ARGV[14], 
 if #queues == 0 and subscribers == 0 and ctx.deadletter ~= '' then queues = {ctx.deadletter} end
 kelp_push(queues, tonumber(ARGV[11]), ARGV[12], false)
 return {#queues, subscribers}
+)lua";
+
+// The default exchange at priority 0, without the routing library: the
+// queue's base list when the queue exists, else the deadletter_queue or
+// nothing, as publish decides. ARGV: the routing context, the queue, then
+// one or more payloads in publish order. Returns publish's {queues pushed,
+// subscribers reached}.
+constexpr std::string_view publish_to_queue_body = R"lua(
+local queue = ARGV[8]
+if not queue_exists(ARGV[1], ARGV[2], ARGV[5], ARGV[6], queue) then
+  if ARGV[7] == '' then return {0, 0} end
+  queue = ARGV[7]
+end
+local key = ARGV[1] .. queue
+for first = 9, #ARGV, 1000 do
+  redis.call('LPUSH', key, unpack(ARGV, first, math.min(first + 999, #ARGV)))
+end
+return {1, 0}
 )lua";
 
 // KEYS: unacked hash, unacked index. ARGV: 'head' or 'tail', then a
@@ -471,7 +550,7 @@ std::string with_routing(std::string_view body) {
     };
     replace("FANOUT_MARK", lua_string(fanout_list_mark));
     replace("HEADERS_MARK", lua_string(headers_mark));
-    return library + std::string(body);
+    return std::string(queue_library) + library + std::string(body);
 }
 
 std::string sha1_hex(std::string_view text) {
@@ -498,6 +577,7 @@ const std::array<Script, static_cast<std::size_t>(ScriptId::count_)>& scripts() 
     static const std::array<Script, static_cast<std::size_t>(ScriptId::count_)> table = {
         make("pop", std::string(pop_body)),
         make("publish", with_routing(publish_body)),
+        make("publish_to_queue", std::string(queue_library) + std::string(publish_to_queue_body)),
         make("give_back", std::string(give_back_body)),
         make("dead_letter", with_routing(dead_letter_body)),
         make("restore_expired", with_routing(restore_expired_body)),

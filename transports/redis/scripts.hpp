@@ -8,6 +8,9 @@
 //                  topic with AMQP matching, fanout, headers) and pushes it to
 //                  the right priority bucket of every matched queue: no extra
 //                  round trip to read the bindings.
+//   publish_to_queue  the default exchange at priority 0 (the common case):
+//                  the queue-exists check and one LPUSH, without the routing
+//                  library, for one or many messages.
 //   give_back      puts deliveries back (requeue, channel close, recover)
 //                  into the exact list they came from, but only while the
 //                  delivery's own unacked record is still there: a delivery
@@ -40,6 +43,7 @@ namespace kelp::redis {
 enum class ScriptId : std::size_t {
     pop,
     publish,
+    publish_to_queue,
     give_back,
     dead_letter,
     restore_expired,

@@ -13,6 +13,7 @@
 #include "kelp/errors.hpp"
 #include "kelp/serialization.hpp"
 #include "wire/base64.hpp"
+#include "wire/canonical_envelope.hpp"
 #include "wire/json_text.hpp"
 
 namespace kelp::redis {
@@ -408,6 +409,11 @@ std::string encode_message(const kelp::Envelope& envelope, const DeliveryFields&
 }
 
 DecodedMessage decode_message(std::string_view payload) {
+    if (auto canonical = decode_canonical_message(payload)) return std::move(*canonical);
+    return decode_message_parsed(payload);
+}
+
+DecodedMessage decode_message_parsed(std::string_view payload) {
     Json message = parse_kombu_json(payload, "a Redis message").value;
     if (!message.is_object())
         reject(payload, "it is JSON but " + type_of(message) + ", not an object");

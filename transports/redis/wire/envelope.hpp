@@ -72,7 +72,11 @@ std::string encode_message(const kelp::Envelope& envelope, const DeliveryFields&
 // producer must write, for anything Kombu's consumer would crash on (not JSON,
 // not an object, no properties, no delivery_tag, no delivery_info with
 // exchange and routing_key, bad base64, ...) and for fields of the wrong type.
-// Any other exception would be a bug.
+// Any other exception would be a bug. The envelopes kelp and Kombu write for
+// plain messages are read without a JSON tree (canonical_envelope.hpp).
 DecodedMessage decode_message(std::string_view payload);
+// decode_message without that fast path: every envelope through the JSON
+// parser. The same result; for tests that compare the two.
+DecodedMessage decode_message_parsed(std::string_view payload);
 
 }  // namespace kelp::redis
