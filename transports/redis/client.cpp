@@ -4,6 +4,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <charconv>
 #include <optional>
 
 #include "kelp/errors.hpp"
@@ -28,6 +29,15 @@ bool is_push(const redisReply* reply) {
            name == "unsubscribe" || name == "punsubscribe";
 }
 
+// "<tag><n>\r\n", RESP's length lines.
+void append_length(std::string& out, char tag, std::size_t n) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+    out += tag;
+    out.append(digits, end);
+    out += "\r\n";
+}
+
 void expect_ok(const Reply& reply, const std::string& peer, const char* what, const char* advice) {
     const ReplyView view = reply.view();
     if (view.is_error()) {
@@ -37,6 +47,19 @@ void expect_ok(const Reply& reply, const std::string& peer, const char* what, co
 }
 
 }  // namespace
+
+void append_resp_command(std::string& out, std::span<const std::string_view> command) {
+    std::size_t size = 16;
+    for (const std::string_view part : command)
+        size += part.size() + 16;
+    out.reserve(out.size() + size);
+    append_length(out, '*', command.size());
+    for (const std::string_view part : command) {
+        append_length(out, '$', part.size());
+        out += part;
+        out += "\r\n";
+    }
+}
 
 // --- connecting ----------------------------------------------------------------
 
@@ -143,20 +166,7 @@ void RespClient::on_writable() {
 void RespClient::append_command(std::span<const std::string_view> command) {
     if (broken_) std::rethrow_exception(broken_);
     if (!stream_) throw ConnectionError("redis: connection to " + peer_ + " is closed");
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lengths;
-    argv.reserve(command.size());
-    lengths.reserve(command.size());
-    for (std::string_view part : command) {
-        argv.push_back(part.data());
-        lengths.push_back(part.size());
-    }
-    char* formatted = nullptr;
-    const int length = redisFormatCommandArgv(&formatted, static_cast<int>(argv.size()),
-                                              argv.data(), lengths.data());
-    if (length < 0) throw Error("redis: out of memory formatting a command");
-    out_.append(formatted, static_cast<std::size_t>(length));
-    redisFreeCommand(formatted);
+    append_resp_command(out_, command);
 }
 
 void RespClient::send(std::span<const std::string_view> command, ReplyCallback callback) {
