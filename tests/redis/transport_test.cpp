@@ -222,4 +222,36 @@ TEST_SUITE("redis transport") {
         // Client-side tracking told it; the 1 s safety poll would be later.
         CHECK(*received_at - pushed < 900ms);
     }
+
+    TEST_CASE("a Hub destroyed before its connection is forgotten, not used") {
+        const std::string prefix = unique("hub-gone") + ":";
+        const std::string queue = unique("q");
+        auto conn = std::make_unique<kelp::Connection>(url(prefix));
+        int received = 0;
+        {
+            kelp::Hub hub;
+            conn->register_with_event_loop(hub);
+            kelp::Producer producer{*conn};
+            producer.publish_bytes("one", {.routing_key = queue, .declare = {kelp::Queue{queue}}});
+            kelp::Consumer consumer{*conn, {kelp::Queue{queue}}, [&](kelp::Message& m) {
+                                        ++received;
+                                        m.ack();
+                                    }};
+            consumer.consume();
+            const auto deadline = Clock::now() + 5s;
+            while (received == 0 && Clock::now() < deadline)
+                hub.run_once(20ms);
+            // Published with the Hub's pump pending, then the Hub goes first.
+            producer.publish_bytes("two", {.routing_key = queue});
+        }
+        CHECK(received == 1);
+        // Synchronous work needs no Hub; closing touches none.
+        auto channel = conn->channel();
+        auto message = channel->basic_get(queue);
+        REQUIRE(message.has_value());
+        CHECK(message->body() == "two");
+        message->ack();
+        channel->queue_delete(queue);
+        conn.reset();
+    }
 }

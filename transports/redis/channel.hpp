@@ -93,6 +93,11 @@ class RedisChannel final : public Channel {
     void deliver_broadcast(const std::string& queue, std::string_view payload);
     // The Hub changed: pending work moves to the new one.
     void rehome();
+    // The Hub is closing: drop the pending work scheduled on it.
+    void forget_hub() {
+        pump_handle_.cancel();
+        pump_handle_ = Handle();  // names the Hub: emptied before it goes
+    }
     // Cancels the consumers of a queue that was deleted.
     void cancel_queue(const std::string& queue);
     // Unacked fields held here (delivered and waiting), for the lease refresh.

@@ -61,6 +61,7 @@ RedisTransport::RedisTransport(RedisSettings settings, FanoutMode fanout_mode)
 
 RedisTransport::~RedisTransport() {
     close();
+    if (hub_ != nullptr) hub_closing_.cancel();
 }
 
 const Capabilities& RedisTransport::static_capabilities() {
@@ -154,13 +155,31 @@ void RedisTransport::register_with_event_loop(Hub& hub) {
     stop_timers();
     const bool reconnecting = reconnect_timer_.active();
     reconnect_timer_.cancel();
+    if (hub_ != nullptr) hub_closing_.cancel();
     hub_ = &hub;
+    hub_closing_ = hub.on_close([this] { forget_hub(); });
     if (reconnecting) schedule_reconnect(1);
     if (command_) command_->attach(hub_);
     if (subscriber_) subscriber_->attach(hub_);
     for (const auto& channel : live_channels())
         channel->rehome();
     start_timers();
+}
+
+void RedisTransport::forget_hub() {
+    stop_timers();
+    reconnect_timer_.cancel();
+    if (command_) command_->attach(nullptr);
+    if (subscriber_) subscriber_->attach(nullptr);
+    for (const auto& channel : live_channels())
+        channel->forget_hub();
+    // Cancelled handles still name the Hub: emptied, so nothing touches it
+    // once it is gone.
+    for (Handle* handle : {&poll_timer_, &restore_timer_, &health_timer_, &reconnect_timer_,
+                           &resubscribe_timer_, &hub_closing_}) {
+        *handle = Handle();
+    }
+    hub_ = nullptr;
 }
 
 std::shared_ptr<Channel> RedisTransport::create_channel() {

@@ -158,6 +158,9 @@ class RedisTransport final : public Transport {
     void schedule_reconnect(int attempt);
     void try_reconnect(int attempt);
     void schedule_resubscribe();
+    // The Hub closes (or is destroyed) before this connection: everything
+    // on it is dropped while it still exists, and the Hub is forgotten.
+    void forget_hub();
     void start_timers();
     void stop_timers();
     void wake_consumers();
@@ -185,6 +188,7 @@ class RedisTransport final : public Transport {
     Handle health_timer_;
     Handle reconnect_timer_;
     Handle resubscribe_timer_;
+    Handle hub_closing_;
     std::string transport_id_;
     std::uint64_t pops_ = 0;
     std::uint64_t deliveries_ = 0;
