@@ -1,6 +1,7 @@
 #include "channel.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 
 #include "kelp/errors.hpp"
@@ -84,7 +85,11 @@ std::string glob_escape(std::string_view text) {
 
 }  // namespace
 
-RedisChannel::RedisChannel(RedisTransport& transport) : transport_(&transport) {}
+RedisChannel::RedisChannel(RedisTransport& transport) : transport_(&transport) {
+    // Unique for the process's life, unlike an address a later channel may reuse.
+    static std::atomic<std::uint64_t> next_publisher{0};
+    publisher_id_ = ++next_publisher;
+}
 
 RedisChannel::~RedisChannel() {
     try {
@@ -388,29 +393,62 @@ void RedisChannel::basic_publish(std::shared_ptr<const Envelope> envelope,
 
 void RedisChannel::publish_to_queue(const std::string& queue, std::string payload) {
     RedisTransport& owner = transport();
-    auto call = std::make_shared<ScriptCall>();
-    call->id = ScriptId::publish_to_queue;
-    const auto& context = owner.route().args();
-    call->args.reserve(context.size() + 2);
-    call->args.assign(context.begin(), context.end());
-    call->args.push_back(queue);
-    call->args.push_back(std::move(payload));
-    std::weak_ptr<Shared> shared = shared_;
-    RedisTransport* transport_ptr = &owner;
-    owner.send_script(call, [shared, transport_ptr, queue](Reply reply) {
-        // A broken link is reported by the transport itself.
-        if (!reply.ok()) return;
-        const ReplyView result = reply.view();
-        if (result.is_error()) {
-            transport_ptr->report(std::make_exception_ptr(
-                ChannelError("redis: publish to queue '" + queue +
-                             "' (default exchange) failed: " + result.describe())));
-            return;
-        }
-        if (result[0].integer() > 0) return;
-        if (auto state = shared.lock()) ++state->unroutable;
-    });
+    std::vector<std::string_view> arguments(owner.route().args());
+    arguments.push_back(queue);
+    std::string key_count;
+    const std::vector<std::string_view> head =
+        eval_args(ScriptId::publish_to_queue, {}, arguments, /*by_body=*/false, key_count);
+    std::shared_ptr<PublishBatch> batch;
+    auto start_batch = [&] {
+        batch = std::make_shared<PublishBatch>(PublishBatch{queue, {}});
+        std::weak_ptr<Shared> shared = shared_;
+        RedisTransport* transport_ptr = &owner;
+        return RespClient::ReplyCallback([shared, transport_ptr, batch](Reply reply) {
+            settle_publishes(shared, transport_ptr, batch, reply, /*retry_noscript=*/true);
+        });
+    };
+    // While the connection is backed up, the publishes that follow join
+    // this one's command: one script call pushes them all, in order.
+    if (owner.command().send_appending(publisher_id_, head, payload, start_batch)) {
+        open_batch_ = batch;
+    } else {
+        // Joined the open command, which only this channel's last call starts.
+        batch = open_batch_.lock();
+    }
+    batch->payloads.push_back(std::move(payload));
     owner.note_publish();
+}
+
+void RedisChannel::settle_publishes(const std::weak_ptr<Shared>& shared, RedisTransport* transport,
+                                    const std::shared_ptr<PublishBatch>& batch, const Reply& reply,
+                                    bool retry_noscript) {
+    // A broken link is reported by the transport itself.
+    if (!reply.ok()) return;
+    const ReplyView result = reply.view();
+    if (retry_noscript && is_noscript(result)) {
+        // Redis lost its scripts (SCRIPT FLUSH): again, by body if need be.
+        auto call = std::make_shared<ScriptCall>();
+        call->id = ScriptId::publish_to_queue;
+        call->args.assign(transport->route().args().begin(), transport->route().args().end());
+        call->args.push_back(batch->queue);
+        call->args.insert(call->args.end(), batch->payloads.begin(), batch->payloads.end());
+        try {
+            transport->send_script(call, [shared, transport, batch](Reply again) {
+                settle_publishes(shared, transport, batch, again, /*retry_noscript=*/false);
+            });
+        } catch (const Error&) {
+            transport->report(std::current_exception());
+        }
+        return;
+    }
+    if (result.is_error()) {
+        transport->report(std::make_exception_ptr(
+            ChannelError("redis: publish to queue '" + batch->queue +
+                         "' (default exchange) failed: " + result.describe())));
+        return;
+    }
+    if (result[0].integer() > 0) return;
+    if (auto state = shared.lock()) state->unroutable += batch->payloads.size();
 }
 
 void RedisChannel::on_return(ReturnCallback callback) {

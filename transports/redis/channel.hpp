@@ -162,9 +162,19 @@ class RedisChannel final : public Channel {
     // which is updated.
     Popped pop(const std::vector<std::string>& queues, const std::vector<bool>& record,
                std::size_t count, std::size_t& rotation);
+    // Publishes that went out as one publish_to_queue call.
+    struct PublishBatch {
+        std::string queue;
+        std::vector<std::string> payloads;  // kept for a NOSCRIPT retry, and counted
+    };
     // A publish to the default exchange at priority 0, not mandatory: the
-    // lean publish_to_queue script, pipelined.
+    // lean publish_to_queue script, pipelined, merged with the publishes
+    // that follow while the connection is backed up.
     void publish_to_queue(const std::string& queue, std::string payload);
+    // The reply to a batch: unroutable ones counted, errors reported.
+    static void settle_publishes(const std::weak_ptr<Shared>& shared, RedisTransport* transport,
+                                 const std::shared_ptr<PublishBatch>& batch, const Reply& reply,
+                                 bool retry_noscript);
     void handle_undecodable(const Delivery& delivery, const std::string& why);
     Message make_message(Delivery delivery, const std::string& consumer_tag, bool no_ack);
     // The payload that goes back for a delivery: marked redelivered when it
@@ -207,6 +217,8 @@ class RedisChannel final : public Channel {
     std::deque<Delivery> pending_;               // popped, not yet handed out
     bool more_ = true;                           // the lists may hold more than the last pop took
     std::vector<std::string> forgotten_;         // records of deliveries settled this turn
+    std::weak_ptr<PublishBatch> open_batch_;     // the one the client's open command carries
+    std::uint64_t publisher_id_ = 0;             // this channel, to RespClient::send_appending
     bool pop_in_flight_ = false;
     std::size_t pop_requested_ = 0;  // messages asked of the pop in flight
     // Expires with the channel: a pop reply arriving later touches nothing.

@@ -38,6 +38,13 @@ void append_length(std::string& out, char tag, std::size_t n) {
     out += "\r\n";
 }
 
+// One argument: "$<length>\r\n<bytes>\r\n".
+void append_bulk(std::string& out, std::string_view part) {
+    append_length(out, '$', part.size());
+    out += part;
+    out += "\r\n";
+}
+
 void expect_ok(const Reply& reply, const std::string& peer, const char* what, const char* advice) {
     const ReplyView view = reply.view();
     if (view.is_error()) {
@@ -54,11 +61,8 @@ void append_resp_command(std::string& out, std::span<const std::string_view> com
         size += part.size() + 16;
     out.reserve(out.size() + size);
     append_length(out, '*', command.size());
-    for (const std::string_view part : command) {
-        append_length(out, '$', part.size());
-        out += part;
-        out += "\r\n";
-    }
+    for (const std::string_view part : command)
+        append_bulk(out, part);
 }
 
 // --- connecting ----------------------------------------------------------------
@@ -133,7 +137,7 @@ void RespClient::attach(Hub* hub) {
 void RespClient::update_writer() {
     if (hub_ == nullptr || !stream_) return;
     // A TLS read that must write first waits on writability too.
-    const bool want = output_pending() || stream_->wants_write();
+    const bool want = output_pending() || open_ || stream_->wants_write();
     if (want && !writer_added_) {
         hub_->add_writer(stream_->fd(), [this] { on_writable(); });
         writer_added_ = true;
@@ -163,10 +167,55 @@ void RespClient::on_writable() {
 
 // --- sending -----------------------------------------------------------------------
 
-void RespClient::append_command(std::span<const std::string_view> command) {
+void RespClient::check_usable() const {
     if (broken_) std::rethrow_exception(broken_);
     if (!stream_) throw ConnectionError("redis: connection to " + peer_ + " is closed");
+}
+
+void RespClient::append_command(std::span<const std::string_view> command) {
+    check_usable();
+    // Commands leave in the order they were queued: an open one goes first.
+    close_open_command();
     append_resp_command(out_, command);
+}
+
+void RespClient::close_open_command() {
+    if (!open_) return;
+    append_length(out_, '*', open_->head.size() + open_->count);
+    for (const std::string& part : open_->head)
+        append_bulk(out_, part);
+    out_ += open_->items;
+    open_.reset();
+}
+
+bool RespClient::append_to_open(std::uint64_t owner, std::span<const std::string_view> head,
+                                std::string_view item) {
+    check_usable();
+    if (!open_ || open_->owner != owner || open_->count >= max_open_items ||
+        open_->items.size() + item.size() > max_open_bytes ||
+        !std::equal(head.begin(), head.end(), open_->head.begin(), open_->head.end())) {
+        return false;
+    }
+    append_bulk(open_->items, item);
+    ++open_->count;
+    return true;
+}
+
+void RespClient::start_appending(std::uint64_t owner, std::span<const std::string_view> head,
+                                 std::string_view item, ReplyCallback callback) {
+    if (!output_pending() && corks_ == 0) {
+        // The socket keeps up: written at once, as send does.
+        std::vector<std::string_view> command(head.begin(), head.end());
+        command.push_back(item);
+        send(command, std::move(callback));
+        return;
+    }
+    close_open_command();
+    open_.emplace(OpenCommand{owner, std::vector<std::string>(head.begin(), head.end()), {}, 1});
+    append_bulk(open_->items, item);
+    // Its reply comes in this place: every later command closes it first.
+    callbacks_.push_back(std::move(callback));
+    if (corks_ == 0) update_writer();
 }
 
 void RespClient::send(std::span<const std::string_view> command, ReplyCallback callback) {
@@ -188,7 +237,12 @@ void RespClient::send_subscription(std::span<const std::string_view> command) {
 
 bool RespClient::write_some() {
     try {
-        while (output_pending()) {
+        while (true) {
+            // The open command is written once the socket took what came before.
+            if (!output_pending()) {
+                if (!open_) break;
+                close_open_command();
+            }
             const IoResult result = stream_->write(
                 std::span<const char>(out_.data() + out_pos_, out_.size() - out_pos_));
             if (result.status != IoStatus::done) break;
@@ -292,7 +346,7 @@ void RespClient::wait_until(Done done, Clock::time_point deadline, const char* w
         if (!write_some()) continue;
         if (!stream_->has_buffered_input()) {
             short events = POLLIN;
-            if (output_pending() || stream_->wants_write()) events |= POLLOUT;
+            if (output_pending() || open_ || stream_->wants_write()) events |= POLLOUT;
             if (!wait_ready(stream_->fd(), events, deadline)) {
                 throw TimeoutError("redis: no reply from " + peer_ + " to " + what +
                                    " before the deadline (socket_timeout)");
@@ -341,6 +395,7 @@ void RespClient::fail(std::exception_ptr error) {
     stream_.reset();
     out_.clear();
     out_pos_ = 0;
+    open_.reset();
     std::weak_ptr<char> alive = life_;
     fail_callbacks(error);
     if (alive.expired()) return;
@@ -356,6 +411,7 @@ void RespClient::close() noexcept {
     stream_.reset();
     out_.clear();
     out_pos_ = 0;
+    open_.reset();
     broken_ = std::make_exception_ptr(
         ConnectionError("redis: connection to " + peer_ + " was closed by kelp"));
     try {

@@ -75,6 +75,24 @@ class RespClient {
     // Queues a command; `callback` (may be empty) gets its reply later.
     // Throws ConnectionError when the connection is already broken.
     void send(std::span<const std::string_view> args, ReplyCallback callback = {});
+    // Queues `head` followed by `item` as one command, like send. But while
+    // earlier bytes still wait for the socket (or a Cork holds writes back),
+    // the command stays open: a later call from the same `owner` (an id
+    // unique in the process) with the
+    // same head adds its item to it, so Redis runs one command for all of
+    // them (a publish script with many payloads, say). The command is closed
+    // and written once the socket has taken what came before it, or as soon
+    // as any other command is queued, so commands keep their order. Returns
+    // true when this call started a command (its `callback` gets the one
+    // reply, made by `make_callback()`), false when the item joined the
+    // open one (no callback made).
+    template <class MakeCallback>
+    bool send_appending(std::uint64_t owner, std::span<const std::string_view> head,
+                        std::string_view item, MakeCallback&& make_callback) {
+        if (append_to_open(owner, head, item)) return false;
+        start_appending(owner, head, item, make_callback());
+        return true;
+    }
     // Queues (P)SUBSCRIBE / (P)UNSUBSCRIBE, whose confirmations come to the
     // push handler, not to a command callback.
     void send_subscription(std::span<const std::string_view> args);
@@ -125,7 +143,16 @@ class RespClient {
     // Hands every complete reply to its callback; false once broken or closed.
     bool dispatch_replies();
     void update_writer();
+    void check_usable() const;
     void append_command(std::span<const std::string_view> args);
+    // Writes the open command (send_appending) into the output buffer.
+    void close_open_command();
+    // Adds `item` to the open command when it is `owner`'s with `head`.
+    bool append_to_open(std::uint64_t owner, std::span<const std::string_view> head,
+                        std::string_view item);
+    // A new command: written at once when the socket keeps up, else open.
+    void start_appending(std::uint64_t owner, std::span<const std::string_view> head,
+                         std::string_view item, ReplyCallback callback);
     // Runs the socket (not the Hub) until `done()` or the deadline.
     template <class Done>
     void wait_until(Done done, Clock::time_point deadline, const char* what);
@@ -138,6 +165,17 @@ class RespClient {
     std::string peer_;
     std::string out_;
     std::size_t out_pos_ = 0;
+    // A command still taking items (send_appending), not yet in out_.
+    struct OpenCommand {
+        std::uint64_t owner = 0;
+        std::vector<std::string> head;
+        std::string items;  // in RESP already, one bulk string each
+        std::size_t count = 0;
+    };
+    // Bounds on one open command: Redis reads it whole.
+    static constexpr std::size_t max_open_items = 1000;
+    static constexpr std::size_t max_open_bytes = 1u << 20;
+    std::optional<OpenCommand> open_;
     std::deque<ReplyCallback> callbacks_;
     PushHandler push_handler_;
     BrokenHandler broken_handler_;

@@ -1,0 +1,50 @@
+// Publishes to the default exchange pushed faster than Redis takes them:
+// whether or not they were merged into one script call while the connection
+// was backed up, they arrive once each, in order, and the unroutable ones
+// are counted one by one.
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include "support.hpp"
+#include "wire/envelope.hpp"
+
+using namespace redis_test;
+
+TEST_SUITE("redis publish batches") {
+    TEST_CASE("a burst of publishes arrives once each, in publish order") {
+        const std::string prefix = unique("burst") + ":";
+        const std::string queue = unique("q");
+        kelp::Connection conn{url(prefix)};
+        kelp::Producer producer{conn};
+        conn.maybe_declare(kelp::Queue{queue});
+        constexpr int total = 20000;
+        const std::string padding(400, 'p');
+        for (int i = 0; i < total; ++i)
+            producer.publish(std::to_string(i) + ":" + padding, {.routing_key = queue});
+        CHECK(producer.channel().unroutable_dropped() == 0u);
+        auto redis = raw();
+        REQUIRE(integer(command(*redis, {"LLEN", prefix + queue})) == total);
+        // Consumers pop from the right: the first published is the last element.
+        const auto bodies = texts(command(*redis, {"LRANGE", prefix + queue, "0", "-1"}));
+        int out_of_order = 0;
+        for (int i = 0; i < total; ++i) {
+            const auto decoded = kelp::redis::decode_message(bodies[total - 1 - i]);
+            if (decoded.envelope.body != std::to_string(i) + ":" + padding) ++out_of_order;
+        }
+        CHECK(out_of_order == 0);
+    }
+
+    TEST_CASE("a burst to a queue that does not exist is dropped and counted, message by message") {
+        const std::string prefix = unique("burst-none") + ":";
+        const std::string queue = unique("nowhere");
+        kelp::Connection conn{url(prefix)};
+        kelp::Producer producer{conn};
+        constexpr int total = 5000;
+        for (int i = 0; i < total; ++i)
+            producer.publish(std::to_string(i), {.routing_key = queue});
+        CHECK(producer.channel().unroutable_dropped() == std::uint64_t{total});
+        auto redis = raw();
+        CHECK(integer(command(*redis, {"EXISTS", prefix + queue})) == 0);
+    }
+}
