@@ -33,7 +33,11 @@ struct Options {
     std::string redis_benchmark = "redis-benchmark";
     std::string redis_cli = "redis-cli";
 
-    std::string url() const { return "redis://" + host + ":" + std::to_string(port) + "/0"; }
+    // The bench server's URL, with `query` ("ack_emulation=false") if given.
+    std::string url(const std::string& query = {}) const {
+        return "redis://" + host + ":" + std::to_string(port) + "/0" +
+               (query.empty() ? "" : "?" + query);
+    }
 };
 
 // --- clocks ---------------------------------------------------------------------
@@ -111,9 +115,11 @@ Run kelp_publish(const Options& options, const std::string& queue);
 // kelp: one publish at a time, each waiting for its reply.
 Run kelp_publish_confirmed(const Options& options, const std::string& queue);
 // kelp: a Consumer with prefetch 100 acking each of the `count` messages a
-// publish run left in `queue` (ack emulation on), timed until every ack's
-// reply is in; checks each message came once and nothing is left behind.
-Run kelp_consume(const Options& options, const std::string& queue, std::uint64_t count);
+// publish run left in `queue`, timed until every ack's reply is in; checks
+// each message came once and nothing is left behind. `ack_emulation` off:
+// no unacked records (Kombu's ack_emulation=False), to show what they cost.
+Run kelp_consume(const Options& options, const std::string& queue, std::uint64_t count,
+                 bool ack_emulation = true);
 
 // Python Kombu's Redis transport in a subprocess (kombu_redis.py).
 struct KombuRun {

@@ -81,10 +81,11 @@ Run kelp_publish_confirmed(const Options& options, const std::string& queue) {
     return run;
 }
 
-Run kelp_consume(const Options& options, const std::string& queue, std::uint64_t count) {
+Run kelp_consume(const Options& options, const std::string& queue, std::uint64_t count,
+                 bool ack_emulation) {
     const std::string run_name = "kelp consume+ack (queue " + queue + ")";
     Tally tally(count);
-    kelp::Connection conn{options.url()};
+    kelp::Connection conn{options.url(ack_emulation ? "" : "ack_emulation=false")};
     kelp::Consumer consumer{
         conn,
         {kelp::Queue{queue}},

@@ -6,7 +6,8 @@
 //   consume+ack        kelp Consumer, prefetch 100, acking each (ack emulation on)
 //                                                          vs redis-benchmark RPOP -P 16
 //                                                          and Python Kombu's consume+ack
-//   (Kombu's publish is printed beside kelp's, without a goal.)
+//   (Kombu's publish is printed beside kelp's, and kelp's consume+ack without
+//   ack emulation beside the RPOP ceiling, without goals.)
 //
 // redis-benchmark pushes values as long as kelp's envelopes (measured on the
 // server after the first kelp publish), so the ceilings move the same bytes.
@@ -254,7 +255,7 @@ int run(const Options& options) {
                           : "skipped",
         body_size, prefetch, options.repeat);
 
-    Series kelp_publish_s, kelp_confirmed_s, kelp_consume_s;
+    Series kelp_publish_s, kelp_confirmed_s, kelp_consume_s, kelp_consume_bare_s;
     Series lpush_pipelined, rpop_pipelined, lpush_single;
     Series kombu_publish_s, kombu_consume_s;
     std::optional<std::string> kombu_missing;
@@ -278,6 +279,13 @@ int run(const Options& options) {
         }
         kelp_consume_s.runs.push_back(kelp_consume(options, queue, options.messages));
         print_run(round, "kelp  consume+ack (prefetch 100)", kelp_consume_s.runs.back());
+        // The same without unacked records, to show what ack emulation costs
+        // (its publish run is not counted: it only fills the queue).
+        const std::string bare = "bench-bare-" + suffix;
+        kelp_publish(options, bare);
+        kelp_consume_bare_s.runs.push_back(
+            kelp_consume(options, bare, options.messages, /*ack_emulation=*/false));
+        print_run(round, "kelp  consume+ack, ack_emulation=false", kelp_consume_bare_s.runs.back());
 
         const std::string confirmed = "bench-confirm-" + suffix;
         kelp_confirmed_s.runs.push_back(kelp_publish_confirmed(options, confirmed));
@@ -340,6 +348,8 @@ int run(const Options& options) {
         {"consume+ack (prefetch 100)", "Kombu consume+ack", &kelp_consume_s, &kombu_consume_s, 30,
          true},
         {"publish (pipelined)", "Kombu publish", &kelp_publish_s, &kombu_publish_s, 0, true},
+        {"consume+ack, ack_emulation=false", "RPOP -c 50 -P 16", &kelp_consume_bare_s,
+         &rpop_pipelined, 0, false},
     };
     const bool met = print_goals(goals, options.repeat);
     std::printf("\n%s\n", met ? "every goal met" : "some goals NOT MET (see above)");
