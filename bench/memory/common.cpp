@@ -1,33 +1,9 @@
 #include "common.hpp"
 
-#include <time.h>
-
 #include <cstdio>
 #include <cstdlib>
 
 namespace kelp_bench {
-
-namespace {
-
-std::int64_t read_clock(clockid_t clock) {
-    timespec ts{};
-    ::clock_gettime(clock, &ts);
-    return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-}  // namespace
-
-std::int64_t wall_ns() {
-    return read_clock(CLOCK_MONOTONIC);
-}
-
-std::int64_t process_cpu_ns() {
-    return read_clock(CLOCK_PROCESS_CPUTIME_ID);
-}
-
-std::int64_t thread_cpu_ns() {
-    return read_clock(CLOCK_THREAD_CPUTIME_ID);
-}
 
 std::vector<std::string> Tally::verify() const {
     std::vector<std::string> problems = errors_;

@@ -6,6 +6,8 @@
 // arrived exactly once: a fast wrong answer must never reach the table.
 #pragma once
 
+#include "support.hpp"
+
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -31,9 +33,6 @@ struct Options {
 };
 
 // --- clocks ---------------------------------------------------------------------
-std::int64_t wall_ns();         // CLOCK_MONOTONIC
-std::int64_t process_cpu_ns();  // every thread of this process
-std::int64_t thread_cpu_ns();
 
 // --- bodies and the tally ----------------------------------------------------------
 // A 100-byte body whose first 8 bytes are the sequence number; the rest is

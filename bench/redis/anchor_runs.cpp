@@ -3,7 +3,6 @@
 // reported, not fatal; Kombu running and miscounting is fatal, like any other
 // miscount. redis-benchmark is part of redis-tools, which run.sh's server
 // comes with: its absence is fatal.
-#include <unistd.h>
 
 #include <sstream>
 #include <string>
@@ -14,13 +13,6 @@
 namespace kelp_bench {
 
 namespace {
-
-std::string default_python() {
-    // Debian's python3-kombu lives in the system interpreter; a python3
-    // earlier on PATH (pyenv, a venv) may not have it.
-    if (::access("/usr/bin/python3", X_OK) == 0) return "/usr/bin/python3";
-    return "python3";
-}
 
 // The "rps" column of redis-benchmark --csv for `test`; 0 when absent.
 double csv_rate(const std::string& text, const std::string& test) {

@@ -7,6 +7,8 @@
 // answer must never reach the table.
 #pragma once
 
+#include "support.hpp"
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -41,8 +43,6 @@ struct Options {
 };
 
 // --- clocks ---------------------------------------------------------------------
-std::int64_t wall_ns();         // CLOCK_MONOTONIC
-std::int64_t process_cpu_ns();  // every thread of this process
 
 // --- bodies and the tally ----------------------------------------------------------
 // The body of message `seq`: JSON text padded to exactly body_size bytes, the
@@ -91,17 +91,6 @@ struct Run {
 [[noreturn]] void fail(const std::string& what);
 // Exits nonzero unless the tally saw each of its messages exactly once.
 void check_tally(const Tally& tally, const std::string& run_name);
-
-// --- subprocesses --------------------------------------------------------------------
-struct Output {
-    int status = -1;  // exit status, or -1 when it did not exit normally
-    std::string stdout_text;
-    std::string spawn_error;  // set when the program could not be started
-};
-// Runs argv[0] (searched on PATH) with its stdout captured; stderr passes through.
-Output run_capturing(const std::vector<std::string>& argv);
-// "key=value" out of a result line; empty when missing.
-std::string field(const std::string& line, const std::string& key);
 
 // One redis-cli command on the bench server; its output without the newline.
 // Fails the run when redis-cli does.
