@@ -78,28 +78,8 @@ std::size_t invalid_utf8_at(std::string_view s) {
     return kNpos;
 }
 
-// The start of a body, printable whatever it holds, for error messages.
 std::string preview(std::string_view body) {
-    constexpr std::size_t kMax = 48;
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out = "\"";
-    for (std::size_t i = 0; i < std::min(body.size(), kMax); ++i) {
-        const auto c = static_cast<unsigned char>(body[i]);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c == '\n') {
-            out += "\\n";
-        } else if (c >= 0x20 && c < 0x7F) {
-            out += static_cast<char>(c);
-        } else {
-            out += "\\x";
-            out += kHex[c >> 4];
-            out += kHex[c & 0xF];
-        }
-    }
-    out += body.size() > kMax ? "\"..." : "\"";
-    return out;
+    return printable_preview(body, 48);
 }
 
 std::string lower(std::string_view s) {
@@ -862,6 +842,28 @@ Json decode(std::string_view body, std::string_view content_type, std::string_vi
         }
     }
     return decode_text(body, content_type, content_encoding);
+}
+
+std::string printable_preview(std::string_view bytes, std::size_t max) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out = "\"";
+    for (std::size_t i = 0; i < std::min(bytes.size(), max); ++i) {
+        const auto c = static_cast<unsigned char>(bytes[i]);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c >= 0x20 && c < 0x7F) {
+            out += static_cast<char>(c);
+        } else {
+            out += "\\x";
+            out += kHex[c >> 4];
+            out += kHex[c & 0xF];
+        }
+    }
+    out += bytes.size() > max ? "\"..." : "\"";
+    return out;
 }
 
 }  // namespace kelp

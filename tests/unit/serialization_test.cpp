@@ -215,6 +215,14 @@ TEST_SUITE("serialization") {
         }
     }
 
+    TEST_CASE("printable_preview quotes, escapes and cuts what arrived") {
+        using namespace std::string_literals;
+        CHECK(kelp::printable_preview("plain") == R"("plain")");
+        CHECK(kelp::printable_preview("a\"b\\c\nd\0\xff"s) == R"("a\"b\\c\nd\x00\xff")");
+        CHECK(kelp::printable_preview("abcdef", 3) == R"("abc"...)");
+        CHECK(kelp::printable_preview(std::string(48, 'x')) == "\"" + std::string(48, 'x') + "\"");
+    }
+
     TEST_CASE("a raw NUL byte anywhere is a DecodeError, not the end of the input") {
         using namespace std::string_literals;
         for (const std::string& text :

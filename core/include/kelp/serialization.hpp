@@ -166,6 +166,11 @@ Json decode(std::string_view body, std::string_view content_type, std::string_vi
 // envelope). parse_json throws DecodeError; dump_json throws kelp::Error on a
 // Json binary or a string that is not valid UTF-8.
 Json parse_json(std::string_view text);
+
+// The first `max` bytes of `bytes`, quoted and printable whatever they hold
+// (\xNN for the rest), with "..." when cut: for error messages that show
+// what arrived.
+std::string printable_preview(std::string_view bytes, std::size_t max = 48);
 std::string dump_json(const Json& value);
 
 }  // namespace kelp

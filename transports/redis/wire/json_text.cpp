@@ -165,24 +165,7 @@ std::size_t json_value_end(std::string_view text, std::size_t begin) {
 }
 
 std::string preview(std::string_view text) {
-    constexpr std::size_t kMax = 64;
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out = "\"";
-    for (std::size_t i = 0; i < std::min(text.size(), kMax); ++i) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c >= 0x20 && c < 0x7F) {
-            out += static_cast<char>(c);
-        } else {
-            out += "\\x";
-            out += kHex[c >> 4];
-            out += kHex[c & 0xF];
-        }
-    }
-    out += text.size() > kMax ? "\"..." : "\"";
-    return out;
+    return kelp::printable_preview(text, 64);
 }
 
 }  // namespace kelp::redis
