@@ -169,6 +169,13 @@ TEST_SUITE("redis wire: canonical envelopes") {
         check_not_canonical(kombu_text(info + R"(, "expiration": "1.5")"));
         check_not_canonical(kombu_text(info + R"(, "priority": "7")"));
         check_not_canonical(kombu_text(info + R"(, "priority": 99999999999999999999)"));
+        // 19 digits and more could overflow while being read: the parser
+        // takes them (found by the fuzzer as signed overflow).
+        check_not_canonical(kombu_text(info + R"(, "timestamp": 1701180591620717411)"));
+        check_not_canonical(kombu_text(info + R"(, "timestamp": 1701180591620717411303424)"));
+        check_not_canonical(kombu_text(info + R"(, "timestamp": -9999999999999999999)"));
+        // 18 digits still take the fast path, read as the parser reads them.
+        check_canonical(kombu_text(info + R"(, "timestamp": 999999999999999999)"));
         check_not_canonical(kombu_text(info + R"(, "priority": true)"));
         check_not_canonical(kombu_text(info + R"(, "priority": -0)"));
         check_not_canonical(kombu_text(info + R"(, "priority": 1, "priority": 2)"));

@@ -51,11 +51,13 @@ class Cursor {
         const std::size_t first = i;
         std::int64_t value = 0;
         while (i < text_.size() && text_[i] >= '0' && text_[i] <= '9') {
+            // A 19th digit could overflow: such numbers take the full parser.
+            if (i - first == 18) return std::nullopt;
             value = value * 10 + (text_[i] - '0');
             ++i;
         }
         const std::size_t digits = i - first;
-        if (digits == 0 || digits > 18) return std::nullopt;
+        if (digits == 0) return std::nullopt;
         if (text_[first] == '0' && (digits > 1 || negative)) return std::nullopt;
         if (i < text_.size() && (text_[i] == '.' || text_[i] == 'e' || text_[i] == 'E')) {
             return std::nullopt;
