@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -26,10 +27,28 @@ using namespace redis_test;
 
 namespace {
 
+// The program's path: `name` when it holds a '/', else found on $PATH
+// (before the fork: execv after it, since execvp may allocate).
+std::string find_program(const std::string& name) {
+    if (name.find('/') != std::string::npos) return name;
+    const char* path = std::getenv("PATH");
+    std::string_view rest = path != nullptr ? path : "/usr/bin:/bin";
+    while (!rest.empty()) {
+        const std::size_t colon = rest.find(':');
+        const std::string dir(rest.substr(0, colon));
+        rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+        const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    FAIL(name << " is not on PATH (Debian package redis-server; scripts/install-deps test)");
+    return {};
+}
+
 // A program run as a child process, its stdout read line by line.
 class Child {
   public:
     explicit Child(std::vector<std::string> argv, bool capture_stdout = true) {
+        const std::string program = find_program(argv.at(0));
         int out[2] = {-1, -1};
         if (capture_stdout) REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
         const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -47,7 +66,7 @@ class Child {
             // None of the test's sockets goes along (a server holding a copy
             // of a client's socket would keep that connection open).
             ::close_range(3, ~0U, 0);
-            ::execvp(raw[0], raw.data());
+            ::execv(program.c_str(), raw.data());
             ::_exit(127);
         }
         ::close(null);
