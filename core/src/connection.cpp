@@ -61,11 +61,22 @@ bool Connection::connected() const {
 }
 
 void Connection::connect_once(std::size_t index, Clock::time_point deadline) {
+    deadline = std::min(deadline, Clock::now() + connection_options_.connect_timeout);
+    if (transport_ && index == transport_index_ && transport_->reconnects_in_place()) {
+        // Its channels and consumers go on over the new link; a new
+        // transport would have dropped them (and a consumer in a
+        // drain_events loop would never get another message).
+        transport_->connect(deadline);
+        current_ = index;
+        declared_.clear();
+        return;
+    }
     drop_transport();
     auto transport = factories_[index]->create(urls_[index], options_[index]);
     transport->register_with_event_loop(*hub_);
-    transport->connect(std::min(deadline, Clock::now() + connection_options_.connect_timeout));
+    transport->connect(deadline);
     transport_ = std::move(transport);
+    transport_index_ = index;
     current_ = index;
     // A new link may be to a broker that lost non-durable entities.
     declared_.clear();
@@ -95,7 +106,10 @@ void Connection::ensure(const std::function<void()>& operation, const RetryPolic
             connect_or_fail_over(deadline);
             operation();
         },
-        [this] { drop_transport(); });
+        [this] {
+            // A transport that reconnects in place keeps its consumers.
+            if (!transport_ || !transport_->reconnects_in_place()) drop_transport();
+        });
 }
 
 void Connection::drop_transport() noexcept {
@@ -124,8 +138,12 @@ std::shared_ptr<Channel> Connection::channel() {
 }
 
 Channel& Connection::default_channel() {
-    if (!default_channel_ || !default_channel_->is_open() || !connected()) {
-        default_channel_ = connected_transport().create_channel();
+    // Reconnecting replaces the transport, and with it this channel
+    // (drop_transport), unless the transport reconnects in place: then the
+    // channel goes on too.
+    Transport& transport = connected_transport();
+    if (!default_channel_ || !default_channel_->is_open()) {
+        default_channel_ = transport.create_channel();
     }
     return *default_channel_;
 }

@@ -30,6 +30,11 @@ const std::string& server_dir() {
     return value;
 }
 
+const std::string& scratch_dir() {
+    static const std::string value = environment("KELP_TEST_REDIS_SCRATCH");
+    return value;
+}
+
 std::string unique(std::string_view stem) {
     thread_local std::mt19937_64 rng{
         std::random_device{}() ^

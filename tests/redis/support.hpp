@@ -27,6 +27,9 @@ using Clock = std::chrono::steady_clock;
 // ca.crt, ...). A test run without them fails: the fixture sets them.
 std::uint16_t port();
 const std::string& server_dir();
+// $KELP_TEST_REDIS_SCRATCH: where a test that runs a redis-server of its own
+// (one it stops and restarts) keeps that server's files.
+const std::string& scratch_dir();
 
 // "kt-<stem>-<random hex>".
 std::string unique(std::string_view stem);

@@ -91,6 +91,24 @@ std::size_t Restorer::restore_expired() {
     RespClient& client = transport_.command();
     const auto deadline = transport_.call_deadline();
 
+    const auto threshold = unix_time_text(
+        std::chrono::system_clock::now() -
+        std::chrono::duration_cast<std::chrono::microseconds>(settings.visibility_timeout));
+    // Nothing expired, the usual case while every consumer lives: no lock.
+    // A process killed while it holds the lock leaves it for
+    // unacked_mutex_expire (5 min by default), and meanwhile nobody restores
+    // anything; taken every round (every restore_interval, by every
+    // consumer), a kill -9 would often land there.
+    {
+        const Reply first = client.call(
+            args({"ZRANGEBYSCORE", keys.unacked_index_key(), "-inf", threshold, "LIMIT", "0", "1"}),
+            deadline);
+        if (first.view().is_error())
+            throw ChannelError("redis: reading the unacked index failed: " +
+                               first.view().describe());
+        if (first.view().size() == 0) return 0;
+    }
+
     // Kombu's lock, so a Kombu worker and kelp do not sweep at once.
     const std::string token = new_delivery_tag();
     const std::string expire = std::to_string(settings.unacked_mutex_expire.count());
@@ -117,9 +135,6 @@ std::size_t Restorer::restore_expired() {
         }
     } unlock{client, keys.unacked_mutex_key(), token};
 
-    const auto threshold = unix_time_text(
-        std::chrono::system_clock::now() -
-        std::chrono::duration_cast<std::chrono::microseconds>(settings.visibility_timeout));
     std::size_t restored = 0;
     std::size_t skipped = 0;  // left in place this round; read past them
     while (true) {

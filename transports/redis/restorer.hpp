@@ -39,8 +39,9 @@ class Restorer {
     // Sets the index score of every record this connection holds to now.
     void refresh_leases();
     // Restores every record older than visibility_timeout (at most
-    // unacked_restore_limit per round when set); returns how many. Skips the
-    // round when another process holds the unacked mutex.
+    // unacked_restore_limit per round when set); returns how many. Takes
+    // the unacked mutex only when some record has expired, and skips the
+    // round when another process holds it.
     std::size_t restore_expired();
 
   private:

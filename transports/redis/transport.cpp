@@ -101,7 +101,10 @@ Handshake RedisTransport::handshake(std::string_view role) const {
 }
 
 void RedisTransport::connect(Clock::time_point deadline) {
-    if (connected()) return;
+    if (connected()) {
+        if (resume_pending_) resume_consumers();
+        return;
+    }
     if (settings_.socket_connect_timeout) {
         deadline = std::min(deadline, Clock::now() + *settings_.socket_connect_timeout);
     }
@@ -116,6 +119,18 @@ void RedisTransport::connect(Clock::time_point deadline) {
     connected_ = true;
     closing_ = false;
     start_timers();
+    if (has_connected_) resume_pending_ = true;
+    has_connected_ = true;
+    if (resume_pending_) resume_consumers();
+}
+
+void RedisTransport::resume_consumers() {
+    // Connected again (by the timers or through Connection::connect): no
+    // timer attempt is needed any more.
+    reconnect_timer_.cancel();
+    if (!consumed_queues_.empty()) consumers_changed();
+    resume_pending_ = false;
+    wake_consumers();
 }
 
 bool RedisTransport::connected() const {
@@ -521,10 +536,8 @@ void RedisTransport::schedule_reconnect(int attempt) {
 void RedisTransport::try_reconnect(int attempt) {
     try {
         const auto timeout = settings_.socket_connect_timeout.value_or(subscriber_connect_timeout);
+        // Resumes the consumers too (a new subscription and tracking).
         connect(Clock::now() + timeout);
-        // Consumers: a new subscription and tracking, and a look at their lists.
-        if (!consumed_queues_.empty()) consumers_changed();
-        wake_consumers();
     } catch (const ConnectionError&) {
         schedule_reconnect(attempt + 1);
     }

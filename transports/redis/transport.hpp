@@ -73,6 +73,9 @@ class RedisTransport final : public Transport {
     void register_with_event_loop(Hub& hub) override;
     std::shared_ptr<Channel> create_channel() override;
     std::uint64_t deliveries() const override { return deliveries_; }
+    // Once connected, connect() after the link dropped resumes the channels
+    // and consumers as they were (their unacked records stay valid).
+    bool reconnects_in_place() const override { return has_connected_ && !closing_; }
 
     // --- for channels and the restorer ---
     const RedisSettings& settings() const { return settings_; }
@@ -157,6 +160,9 @@ class RedisTransport final : public Transport {
     // where they were: their unacked records stay valid across the gap.
     void schedule_reconnect(int attempt);
     void try_reconnect(int attempt);
+    // After a reconnect (by the timers or by Connection::connect): the
+    // consumers' subscription and tracking again, and a look at their lists.
+    void resume_consumers();
     void schedule_resubscribe();
     // The Hub closes (or is destroyed) before this connection: everything
     // on it is dropped while it still exists, and the Hub is forgotten.
@@ -193,6 +199,9 @@ class RedisTransport final : public Transport {
     std::uint64_t pops_ = 0;
     std::uint64_t deliveries_ = 0;
     bool connected_ = false;
+    bool has_connected_ = false;
+    // Connected again, but consumers not resumed yet (resuming failed).
+    bool resume_pending_ = false;
     bool tracking_failed_ = false;
     bool closing_ = false;
 };

@@ -100,6 +100,7 @@ class Connection {
     std::vector<Options> options_;
     ConnectionOptions connection_options_;
     std::size_t current_ = 0;
+    std::size_t transport_index_ = 0;  // the URL transport_ was made for
     std::unique_ptr<Hub> private_hub_;
     Hub* hub_ = nullptr;
     std::unique_ptr<Transport> transport_;

@@ -66,6 +66,13 @@ class Transport {
     // Messages handed to consumers so far: drain_events returns once this
     // moves.
     virtual std::uint64_t deliveries() const = 0;
+
+    // True when connect(), after the link dropped, brings the link back with
+    // the transport's channels and consumers as they were (the Redis
+    // transport, which also reconnects by itself on Hub timers). Connection
+    // then reconnects such a transport in place instead of replacing it:
+    // a new transport would have dropped every consumer made on the old one.
+    virtual bool reconnects_in_place() const { return false; }
 };
 
 // How a Connection builds a transport for a URL.
