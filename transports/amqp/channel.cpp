@@ -202,13 +202,23 @@ QueueDeclareOk AmqpChannel::queue_declare(const Queue& queue, bool passive) {
     m.exclusive = queue.options.exclusive;
     m.auto_delete = queue.options.auto_delete;
     m.arguments = args.table(arguments);
-    const Reply reply = rpc(AMQP_QUEUE_DECLARE_METHOD, &m, "queue.declare");
+    Reply reply = rpc(AMQP_QUEUE_DECLARE_METHOD, &m, "queue.declare");
+    if (passive && consumes(queue.name)) {
+        // RabbitMQ counts messages on their way to this channel's consumer
+        // as neither ready nor here yet: its channel writes declare-ok
+        // before the deliveries already queued to it. A second round trip
+        // comes back behind them, so they are held here when it returns.
+        reply = rpc(AMQP_QUEUE_DECLARE_METHOD, &m, "queue.declare");
+    }
     if (!passive) {
         Queue named = queue;
         named.name = reply.queue;
         transport_->remember_queue(named);
     }
-    return QueueDeclareOk{reply.queue, reply.message_count, reply.consumer_count};
+    // Messages the broker sent this channel's consumers but kelp has not
+    // handed out yet are still waiting, as the caller sees it.
+    return QueueDeclareOk{reply.queue, reply.message_count + held_for(reply.queue),
+                          reply.consumer_count};
 }
 
 void AmqpChannel::queue_bind(const std::string& queue, const std::string& exchange,
@@ -259,10 +269,39 @@ void AmqpChannel::exchange_unbind(const std::string& destination, const std::str
     transport_->remember_binding(true, destination, source, routing_key, arguments, false);
 }
 
+bool AmqpChannel::consumes(const std::string& queue) const {
+    for (const auto& [tag, consumer] : consumers_) {
+        if (consumer.queue == queue) return true;
+    }
+    return false;
+}
+
+std::uint64_t AmqpChannel::held_for(const std::string& queue) const {
+    std::uint64_t held = 0;
+    for (const auto& d : pending_) {
+        auto it = consumers_.find(d.consumer_tag);
+        if (it != consumers_.end() && it->second.queue == queue) ++held;
+    }
+    return held;
+}
+
 std::uint64_t AmqpChannel::queue_purge(const std::string& queue) {
     amqp_queue_purge_t m{};
     m.queue = bytes_of(queue);
-    return rpc(AMQP_QUEUE_PURGE_METHOD, &m, "queue.purge").message_count;
+    std::uint64_t removed = rpc(AMQP_QUEUE_PURGE_METHOD, &m, "queue.purge").message_count;
+    // What the broker already sent but kelp holds goes too (acked, as the
+    // broker counts it delivered), or it would come out after the purge.
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        auto consumer = consumers_.find(it->consumer_tag);
+        if (consumer == consumers_.end() || consumer->second.queue != queue) {
+            ++it;
+            continue;
+        }
+        if (!consumer->second.no_ack) basic_ack(it->delivery_tag);
+        it = pending_.erase(it);
+        ++removed;
+    }
+    return removed;
 }
 
 std::uint64_t AmqpChannel::queue_delete(const std::string& queue, bool if_unused, bool if_empty) {
@@ -618,9 +657,10 @@ void AmqpChannel::content_complete() {
     }
 }
 
-void AmqpChannel::deliver_pending() {
+std::size_t AmqpChannel::deliver_pending(std::size_t budget) {
     auto self = shared_from_this();
-    while (!pending_.empty() && is_open()) {
+    while (!pending_.empty() && is_open() && budget > 0) {
+        --budget;
         Delivery d = std::move(pending_.front());
         pending_.pop_front();
         auto it = consumers_.find(d.consumer_tag);
@@ -652,6 +692,7 @@ void AmqpChannel::deliver_pending() {
         }
         on_return_(returned);
     }
+    return budget;
 }
 
 }  // namespace kelp::amqp

@@ -77,8 +77,9 @@ class AmqpChannel final : public Channel {
     void on_frame(const amqp_frame_t& frame);
     void link_lost();
     void transport_closed();
-    // Hands held deliveries and returns to their callbacks.
-    void deliver_pending();
+    // Hands held deliveries (at most `budget`) and returns to their
+    // callbacks; returns what is left of the budget.
+    std::size_t deliver_pending(std::size_t budget);
     bool has_pending() const { return !pending_.empty() || !returns_.empty(); }
 
   private:
@@ -119,6 +120,9 @@ class AmqpChannel final : public Channel {
     void content_complete();
     void on_confirm(std::uint64_t tag, bool multiple, bool ack);
     std::string next_consumer_tag();
+    // Deliveries held for consumers of `queue`, not handed out yet.
+    std::uint64_t held_for(const std::string& queue) const;
+    bool consumes(const std::string& queue) const;
 
     AmqpTransport* transport_;
     std::uint16_t number_;

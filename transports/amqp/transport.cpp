@@ -495,16 +495,21 @@ void AmqpTransport::dispatch(const amqp_frame_t& frame) {
 
 void AmqpTransport::flush() {
     if (depth_ > 0) return;
+    // A bounded batch per turn of the loop, so timers and other fds get
+    // their turn while a large prefetch drains.
+    std::size_t budget = 64;
     for (const auto& channel : live_channels()) {
         if (!channel->has_pending()) continue;
         try {
-            channel->deliver_pending();
+            budget = channel->deliver_pending(budget);
         } catch (...) {
             // What is still held goes out on the next turn of the loop.
             schedule_flush();
             throw;
         }
+        if (budget == 0) break;
     }
+    if (budget == 0) schedule_flush();
 }
 
 void AmqpTransport::on_heartbeat_timer() {
