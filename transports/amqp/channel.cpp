@@ -204,11 +204,20 @@ QueueDeclareOk AmqpChannel::queue_declare(const Queue& queue, bool passive) {
     m.arguments = args.table(arguments);
     Reply reply = rpc(AMQP_QUEUE_DECLARE_METHOD, &m, "queue.declare");
     if (passive && consumes(queue.name)) {
-        // RabbitMQ counts messages on their way to this channel's consumer
-        // as neither ready nor here yet: its channel writes declare-ok
-        // before the deliveries already queued to it. A second round trip
-        // comes back behind them, so they are held here when it returns.
-        reply = rpc(AMQP_QUEUE_DECLARE_METHOD, &m, "queue.declare");
+        // RabbitMQ counts a message on its way to this channel's consumer as
+        // neither ready nor here yet: the broker's channel writes declare-ok
+        // before deliveries already queued to it. Asking again until two
+        // answers agree (ready + held here) brings those in first.
+        std::uint64_t last = reply.message_count + held_for(reply.queue);
+        // A delivery can take longer than one round trip inside a busy
+        // broker: three answers in a row must agree.
+        int agreeing = 0;
+        for (int round = 0; round < 12 && agreeing < 2; ++round) {
+            reply = rpc(AMQP_QUEUE_DECLARE_METHOD, &m, "queue.declare");
+            const std::uint64_t now = reply.message_count + held_for(reply.queue);
+            agreeing = now == last ? agreeing + 1 : 0;
+            last = now;
+        }
     }
     if (!passive) {
         Queue named = queue;
