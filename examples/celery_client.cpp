@@ -1,13 +1,16 @@
 // Calling a Python Celery task from C++: kelp sends the task message a Celery
 // worker expects (Celery's task protocol 2, as `app.send_task` writes it)
-// to the worker's queue on Redis, then reads the result from Celery's Redis
-// result backend.
+// to the worker's queue on the broker (Redis or RabbitMQ), then reads the
+// result from Celery's Redis result backend.
 //
-//   celery_client <redis-url> <task-name> [<args-json> [<kwargs-json> [<timeout-s>]]]
+//   celery_client [--backend <redis-url>] <broker-url> <task-name>
+//                 [<args-json> [<kwargs-json> [<timeout-s>]]]
 //   celery_client redis://localhost:6379/0 tasks.add '[2, 3]'
+//   celery_client --backend redis://localhost:6379/0 amqp://localhost// tasks.add '[2, 3]'
 //
-// The worker must use that Redis both as broker and as result backend, and
-// consume the default queue "celery":
+// The worker must use that broker and that Redis as result backend (the
+// broker's URL when no --backend is given), and consume the default queue
+// "celery":
 //
 //   app = Celery('tasks', broker='redis://localhost:6379/0',
 //                backend='redis://localhost:6379/0')
@@ -15,7 +18,7 @@
 //
 // Prints "SUCCESS: <result as JSON>" and exits 0; exits 1 when the task
 // failed, 2 when no worker answered in time, 3 on bad arguments or when
-// Redis cannot be reached.
+// the broker or Redis cannot be reached.
 #include <fmt/core.h>
 #include <hiredis/hiredis.h>
 #include <unistd.h>
@@ -136,13 +139,14 @@ class ResultBackend {
 
 int usage() {
     fmt::print(stderr,
-               "usage: celery_client <redis-url> <task-name> [<args-json> [<kwargs-json> "
+               "usage: celery_client [--backend <redis-url>] <broker-url> <task-name> "
+               "[<args-json> [<kwargs-json> "
                "[<timeout-seconds>]]]\n"
                "  e.g. celery_client redis://localhost:6379/0 tasks.add '[2, 3]'\n");
     return 3;
 }
 
-int run(int argc, char** argv) {
+int run(int argc, char** argv, const std::string& backend_url) {
     const std::string url = argv[1];
     const std::string task = argv[2];
     const kelp::Json args = argc > 3 ? kelp::parse_json(argv[3]) : kelp::Json::array();
@@ -169,7 +173,7 @@ int run(int argc, char** argv) {
     fmt::print("sent {}[{}] to queue 'celery'\n", task, id);
     std::fflush(stdout);
 
-    ResultBackend backend{conn.url()};
+    ResultBackend backend{backend_url.empty() ? conn.url() : kelp::Url::parse(backend_url)};
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
         if (const auto result = backend.result(id)) {
@@ -193,8 +197,8 @@ int run(int argc, char** argv) {
     }
     fmt::print(stderr,
                "no Celery worker answered within {} s: {}[{}] is waiting in queue 'celery' on {}.\n"
-               "Start a worker whose broker and result backend are both that Redis, with the "
-               "task registered, e.g.:\n  celery -A <your tasks module> worker\n",
+               "Start a worker on that broker, with the result backend this client reads and "
+               "the task registered, e.g.:\n  celery -A <your tasks module> worker\n",
                timeout.count(), task, id, conn.url().redacted());
     return 2;
 }
@@ -202,9 +206,16 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    std::string backend_url;
+    if (argc > 2 && std::string_view(argv[1]) == "--backend") {
+        backend_url = argv[2];
+        argv[2] = argv[0];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 3 || argc > 6) return usage();
     try {
-        return run(argc, argv);
+        return run(argc, argv, backend_url);
     } catch (const std::exception& error) {
         fmt::print(stderr, "celery_client: {}\n", error.what());
         return 3;

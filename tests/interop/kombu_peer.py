@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Python Kombu (Debian's python3-kombu 5.2.4) as a live peer of kelp's
-redis:// transport, on a real Redis server.
+redis:// transport on a real Redis server, and of its amqp:// transport on a
+real RabbitMQ (py-amqp, Debian's python3-amqp).
 
     kombu_peer.py publish <spec.json>
         Declares the spec's queues and publishes its messages with
@@ -15,7 +16,7 @@ redis:// transport, on a real Redis server.
         "holding <report as JSON>" and sleeps until killed.
 
 The spec is JSON written by kelp's test: {"url", "transport_options",
-"queues": [{"name", "exchange", "type", "routing_key"}], "messages": [...],
+"queues": [{"name", "exchange", "type", "routing_key", "max_priority"}], "messages": [...],
 "count", "timeout", "linger", "accept", "prefetch_count"}. Byte strings travel as base64; an integer
 too big for kelp's JSON travels as {"$int": "<digits>"}.
 
@@ -46,6 +47,8 @@ def from_spec(value):
 
 
 def b64(data):
+    if isinstance(data, str):  # py-amqp hands out a utf-8 body already decoded
+        data = data.encode('utf-8')
     return base64.b64encode(data).decode('ascii')
 
 
@@ -54,11 +57,14 @@ def connect(spec):
 
 
 def queue_of(entry):
+    options = {}
+    if 'max_priority' in entry:
+        options['max_priority'] = entry['max_priority']
     exchange = entry.get('exchange', '')
     if not exchange:
-        return kombu.Queue(entry['name'])
+        return kombu.Queue(entry['name'], **options)
     return kombu.Queue(entry['name'], kombu.Exchange(exchange, entry.get('type', 'direct')),
-                       routing_key=entry.get('routing_key', ''))
+                       routing_key=entry.get('routing_key', ''), **options)
 
 
 def body_of(body):
@@ -124,8 +130,9 @@ def report_of(queue, message):
 
 
 def subscribed(channel):
-    """True once Redis lists the channel's pub/sub connection with a pattern."""
-    if not channel.active_fanout_queues:
+    """True once Redis lists the channel's pub/sub connection with a pattern
+    (always on AMQP, where the broker binds fanout queues itself)."""
+    if not getattr(channel, 'active_fanout_queues', None):
         return True
     connection = channel.subclient.connection
     if connection is None or connection._sock is None:

@@ -26,7 +26,8 @@ std::string environment(const char* name) {
     if (value == nullptr || *value == '\0') {
         throw kelp::Error(std::string(name) +
                           " is not set: run the interop tests through ctest, which starts the "
-                          "test redis-server (fixture redis_server, tests/support)");
+                          "test redis-server and rabbitmq-server (fixtures redis_server, "
+                          "rabbitmq_server, tests/support)");
     }
     return value;
 }
@@ -64,6 +65,16 @@ std::string file_text(const std::filesystem::path& path) {
 
 std::uint16_t redis_port() {
     return static_cast<std::uint16_t>(std::stoi(environment("KELP_TEST_REDIS_PORT")));
+}
+
+std::uint16_t amqp_port() {
+    return static_cast<std::uint16_t>(std::stoi(environment("KELP_TEST_AMQP_PORT")));
+}
+
+std::string amqp_url(std::string_view query) {
+    std::string url = "amqp://guest:guest@127.0.0.1:" + std::to_string(amqp_port()) + "//";
+    if (!query.empty()) url += "?" + std::string(query);
+    return url;
 }
 
 std::string redis_url(std::string_view query) {

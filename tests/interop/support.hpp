@@ -40,6 +40,13 @@ std::uint16_t redis_port();
 // URL and a Kombu one (Kombu gets its options as transport_options).
 std::string redis_url(std::string_view query = {});
 
+// $KELP_TEST_AMQP_PORT, set by ctest from the rabbitmq_server fixture;
+// throws when missing.
+std::uint16_t amqp_port();
+// amqp://guest:guest@127.0.0.1:<port>//[?<query>]: a kelp URL and a Kombu
+// (py-amqp) one without the query.
+std::string amqp_url(std::string_view query = {});
+
 // A scratch directory, removed with everything in it.
 class TempDir {
   public:
