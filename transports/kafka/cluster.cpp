@@ -75,7 +75,7 @@ void mock_create_topic(const std::string& name, const std::string& topic, int pa
     }
     const rd_kafka_resp_err_t err =
         rd_kafka_mock_topic_create(found->second->cluster, topic.c_str(), partitions, replication);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
         throw ChannelError("kafka: cannot create topic '" + topic +
                            "' on the mock cluster: " + rd_kafka_err2str(err));
     }

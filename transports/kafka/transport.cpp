@@ -16,6 +16,7 @@ namespace {
 // `pull_budget` records from librdkafka, so other fds and timers get turns.
 constexpr std::size_t delivery_budget = 1024;
 constexpr std::size_t pull_budget = 4096;
+constexpr auto delivery_slice = std::chrono::milliseconds(2);
 // The consumer is polled at least this often whatever the fd says: librdkafka
 // evicts a member that does not poll within max.poll.interval.ms.
 constexpr auto poll_interval = std::chrono::milliseconds(500);
@@ -104,6 +105,10 @@ KafkaSettings kafka_settings_from(const Url& url, const Options& options) {
         props.emplace_back("fetch.wait.max.ms", "10");
         props.emplace_back("session.timeout.ms", "6000");
         props.emplace_back("heartbeat.interval.ms", "500");
+        // Mock partitions keep only 5 MiB each (hard-coded): compressed
+        // batches hold far more messages.
+        props.emplace_back("compression.type", "lz4");
+        props.emplace_back("message.max.bytes", "16777216");
     }
     if (options.has("security_protocol"))
         props.emplace_back("security.protocol", options.get_string("security_protocol"));
@@ -134,7 +139,17 @@ KafkaSettings kafka_settings_from(const Url& url, const Options& options) {
 
 // --- KafkaTransport ------------------------------------------------------------
 
-KafkaTransport::KafkaTransport(KafkaSettings settings) : settings_(std::move(settings)) {}
+KafkaTransport::KafkaTransport(KafkaSettings settings)
+    : settings_(std::move(settings)), capabilities_(static_capabilities()) {
+    // librdkafka's own limit (message.max.bytes, 1000000 by default) unless
+    // the URL raises it; the mock cluster keeps at most 5 MiB per partition.
+    std::uint64_t limit = 1000000;
+    for (const auto& [key, value] : settings_.properties) {
+        if (key == "message.max.bytes") limit = std::stoull(value);
+    }
+    if (!settings_.mock_cluster.empty()) limit = std::min<std::uint64_t>(limit, 4u << 20);
+    capabilities_.max_message_bytes = limit;
+}
 
 KafkaTransport::~KafkaTransport() {
     close();
@@ -155,6 +170,9 @@ const Capabilities& KafkaTransport::static_capabilities() {
         .heartbeats = false,           // librdkafka keeps its own
         .publisher_confirms = false,
         .network = true,
+        // librdkafka's and Kafka's default message.max.bytes; a connection
+        // whose URL raises it says so once connected.
+        .max_message_bytes = 1000000,
     };
     return capabilities;
 }
@@ -448,7 +466,12 @@ void KafkaTransport::schedule_delivery() {
 void KafkaTransport::deliver() {
     std::size_t budget = delivery_budget;
     bool progress = true;
+    const auto until = Clock::now() + delivery_slice;
     while (budget > 0 && progress) {
+        if (Clock::now() >= until) {
+            budget = 0;  // the rest on the next iteration: timers run between
+            break;
+        }
         progress = false;
         // Index loops: a callback may open channels or add consumers.
         for (std::size_t c = 0; c < channels_.size() && budget > 0; ++c) {
@@ -468,6 +491,7 @@ void KafkaTransport::deliver() {
                 const bool no_ack = entry->no_ack;
                 DeliveryCallback callback = entry->callback;
                 Message message = channel->make_message(buffered, tag, no_ack);
+                if (budget % 32 == 0 && Clock::now() >= until) budget = 1;
                 --budget;
                 progress = true;
                 callback(message);
@@ -534,6 +558,11 @@ void KafkaTransport::commit_sync() {
 
 void KafkaTransport::rewind(Partition& partition, std::int64_t offset) {
     ++partition.generation;
+    // Another connection of this process reading from here on marks them
+    // redelivered.
+    if (partition.delivered_high >= 0)
+        state_->raise_delivered(settings_.group_id, partition.topic, partition.partition,
+                                partition.delivered_high);
     std::erase_if(partition.pending, [&](const Pending& p) { return p.offset >= offset; });
     partition.commit = partition.pending.empty() ? offset : partition.pending.front().offset;
     partition.next_delivery = offset;
@@ -841,6 +870,9 @@ std::uint64_t KafkaTransport::ready_count(const std::string& topic_name, bool pu
             skip.add(topic_name, p)->offset = high;
         }
     }
+    if (!purge && total > 0 && settings_.manual_assignment && consumed_.contains(topic_name)) {
+        prime(topic_name);
+    }
     if (purge && skip.list->cnt > 0) {
         const rd_kafka_resp_err_t cerr = rd_kafka_commit(consumer_, skip.list, 0);
         if (cerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -848,6 +880,16 @@ std::uint64_t KafkaTransport::ready_count(const std::string& topic_name, bool pu
         }
     }
     return total;
+}
+
+void KafkaTransport::prime(const std::string& topic) {
+    const auto deadline = Clock::now() + settings_.operation_timeout;
+    while (Clock::now() < deadline) {
+        auto found = buffers_.find(topic);
+        if (found != buffers_.end() && !found->second.empty()) break;
+        wait_for_records(std::chrono::milliseconds(20));
+    }
+    schedule_delivery();
 }
 
 void KafkaTransport::wait_for_records(Clock::duration budget) {
@@ -1050,6 +1092,11 @@ std::string KafkaChannel::basic_consume(const std::string& queue, bool no_ack,
         }
     }
     transport_.consume_topic(queue);
+    if (transport_.settings_.manual_assignment) {
+        // The first records are fetched before consume returns, so that a
+        // consumer of several queues starts on all of them at once.
+        transport_.ready_count(queue, false);
+    }
     consumers_.push_back(
         std::make_unique<ConsumerEntry>(ConsumerEntry{tag, queue, no_ack, std::move(callback)}));
     transport_.state_->add_consumer(queue, 1);

@@ -68,7 +68,7 @@ class KafkaTransport final : public Transport {
     static const Capabilities& static_capabilities();
 
     std::string_view name() const override { return "kafka"; }
-    const Capabilities& capabilities() const override { return static_capabilities(); }
+    const Capabilities& capabilities() const override { return capabilities_; }
     void connect(Clock::time_point deadline) override;
     bool connected() const override { return producer_ != nullptr; }
     void close() noexcept override;
@@ -147,9 +147,12 @@ class KafkaTransport final : public Transport {
     std::uint64_t ready_count(const std::string& topic, bool purge);
     bool take_buffered(const std::string& topic, Buffered& out);
     void wait_for_records(Clock::duration budget);
+    // Waits (bounded) until records of a topic with ready messages are here.
+    void prime(const std::string& topic);
     void report(std::exception_ptr error);
 
     KafkaSettings settings_;
+    Capabilities capabilities_;
     std::shared_ptr<ClusterState> state_;
     rd_kafka_t* producer_ = nullptr;
     rd_kafka_t* consumer_ = nullptr;
