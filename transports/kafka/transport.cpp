@@ -17,6 +17,7 @@ namespace {
 constexpr std::size_t delivery_budget = 1024;
 constexpr std::size_t pull_budget = 4096;
 constexpr auto delivery_slice = std::chrono::milliseconds(2);
+constexpr auto commit_delay = std::chrono::milliseconds(100);
 // The consumer is polled at least this often whatever the fd says: librdkafka
 // evicts a member that does not poll within max.poll.interval.ms.
 constexpr auto poll_interval = std::chrono::milliseconds(500);
@@ -324,6 +325,7 @@ void KafkaTransport::close() noexcept {
     delivery_.cancel();
     store_.cancel();
     ticker_.cancel();
+    commit_timer_.cancel();
     if (consumer_ != nullptr) {
         store_offsets();
         for (auto& [key, partition] : partitions_) {
@@ -382,6 +384,7 @@ void KafkaTransport::leave_hub() {
     delivery_.cancel();
     store_.cancel();
     ticker_.cancel();
+    commit_timer_.cancel();
     hub_closing_.cancel();
     hub_ = nullptr;
 }
@@ -390,6 +393,7 @@ void KafkaTransport::forget_hub() {
     delivery_ = Handle{};
     store_ = Handle{};
     ticker_ = Handle{};
+    commit_timer_ = Handle{};
     hub_closing_ = Handle{};
     hub_ = nullptr;
 }
@@ -546,7 +550,16 @@ void KafkaTransport::store_offsets() {
         list.add(partition->topic, partition->partition)->offset = partition->commit;
         partition->dirty = false;
     }
-    if (list.list->cnt > 0) rd_kafka_offsets_store(consumer_, list.list);
+    if (list.list->cnt == 0) return;
+    rd_kafka_offsets_store(consumer_, list.list);
+    // librdkafka's auto-commit (every second) would leave a second of acks
+    // to redeliver after a rebalance; a commit 100 ms after the first new
+    // store keeps that window short at one request per 100 ms at most.
+    if (hub_ != nullptr && !commit_timer_.active()) {
+        commit_timer_ = hub_->call_later(commit_delay, [this] {
+            if (consumer_ != nullptr) rd_kafka_commit(consumer_, nullptr, 1);
+        });
+    }
 }
 
 void KafkaTransport::commit_sync() {
@@ -975,9 +988,12 @@ QueueDeclareOk KafkaChannel::queue_declare(const Queue& queue, bool passive) {
         }
         if (auto known = state.queue(queue.name); known && !state.deleted(queue.name)) {
             const QueueOptions& k = known->options;
-            if (k.partitions != o.partitions || k.replication_factor != o.replication_factor ||
-                k.dead_letter_exchange != o.dead_letter_exchange ||
-                k.dead_letter_routing_key != o.dead_letter_routing_key) {
+            // A declaration that leaves an option unset accepts what is there.
+            auto differs = [](const auto& was, const auto& now) { return now && was != now; };
+            if (differs(k.partitions, o.partitions) ||
+                differs(k.replication_factor, o.replication_factor) ||
+                differs(k.dead_letter_exchange, o.dead_letter_exchange) ||
+                differs(k.dead_letter_routing_key, o.dead_letter_routing_key)) {
                 throw ChannelError("PRECONDITION_FAILED - queue '" + queue.name +
                                    "' was declared with other options");
             }
@@ -989,7 +1005,7 @@ QueueDeclareOk KafkaChannel::queue_declare(const Queue& queue, bool passive) {
                     static_cast<std::int16_t>(transport_.settings_.default_replication)));
             state.mark_deleted(queue.name, false);
         }
-        state.remember_queue(queue);
+        if (!state.queue(queue.name)) state.remember_queue(queue);
         if (queue.exchange && !queue.exchange->is_default()) {
             exchange_declare(*queue.exchange, false);
             state.bind(queue.exchange->name, queue.routing_key, queue.name);

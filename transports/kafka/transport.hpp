@@ -165,6 +165,7 @@ class KafkaTransport final : public Transport {
     Handle ticker_;
     Handle delivery_;
     Handle store_;
+    Handle commit_timer_;
     std::uint64_t topology_generation_ = 0;
     std::unordered_map<std::string, TopicInfo> topics_;
     std::set<std::string> consumed_;
