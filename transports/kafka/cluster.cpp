@@ -205,8 +205,7 @@ void ClusterState::raise_delivered(const std::string& group, const std::string& 
 }
 
 std::uint64_t ClusterState::generation() const {
-    std::lock_guard lock(mutex_);
-    return generation_;
+    return generation_.load(std::memory_order_acquire);
 }
 
 std::shared_ptr<ClusterState> cluster_state(const std::string& key) {

@@ -9,6 +9,7 @@
 // any thread (one mutex per cluster).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -79,7 +80,7 @@ class ClusterState {
     std::set<std::string> deleted_;
     std::map<std::string, int> consumers_;
     std::map<std::string, std::int64_t> delivered_;
-    std::uint64_t generation_ = 1;
+    std::atomic<std::uint64_t> generation_{1};  // read without the lock
 };
 
 // The state shared by every connection to the cluster `key` (its bootstrap

@@ -76,8 +76,6 @@ DecodedRecord decode_record(const rd_kafka_message_t& record) {
     if (record.payload != nullptr) {
         envelope.body.assign(static_cast<const char*>(record.payload), record.len);
     }
-    const char* topic = rd_kafka_topic_name(record.rkt);
-    out.routing_key = topic;
     if (record.key != nullptr && record.key_len > 0) {
         envelope.headers[std::string(key_header)] =
             std::string(static_cast<const char*>(record.key), record.key_len);

@@ -31,7 +31,7 @@ rd_kafka_headers_t* encode_headers(const Envelope& envelope, std::string_view ex
 struct DecodedRecord {
     Envelope envelope;
     std::string exchange;
-    std::string routing_key;
+    std::string routing_key;   // empty: the topic's name
     bool redelivered = false;  // republished by a requeue
 };
 

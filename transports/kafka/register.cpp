@@ -9,7 +9,7 @@ kelp::TransportFactory kafka_factory() {
     kelp::TransportFactory factory;
     factory.module = "kafka";
     factory.cmake_target = "kelp::kafka";
-    factory.schemes = {"kafka"};
+    factory.schemes = {"kafka", "confluentkafka"};
     factory.options = kelp::kafka::kafka_option_specs();
     factory.capabilities = kelp::kafka::KafkaTransport::static_capabilities();
     factory.create = [](const kelp::Url& url, const kelp::Options& options) {

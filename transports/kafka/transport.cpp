@@ -338,6 +338,7 @@ void KafkaTransport::close() noexcept {
                 rd_kafka_message_destroy(buffered.record);
         }
         buffers_.clear();
+        last_rkt_ = nullptr;
         // Commits what is stored and leaves the group.
         rd_kafka_consumer_close(consumer_);
         detach_queue(consumer_queue_, consumer_fds_);
@@ -351,6 +352,7 @@ void KafkaTransport::close() noexcept {
         if (info.handle != nullptr) rd_kafka_topic_destroy(info.handle);
     }
     topics_.clear();
+    last_topic_ = nullptr;
     detach_queue(producer_queue_, producer_fds_);
     rd_kafka_destroy(producer_);
     producer_ = nullptr;
@@ -440,15 +442,26 @@ void KafkaTransport::drain_consumer() {
                 ConnectionError("kafka consumer: " + err_text(err) + " (librdkafka retries)")));
             continue;
         }
-        const std::string topic = rd_kafka_topic_name(record->rkt);
-        Partition& partition = track(topic, record->partition);
-        buffers_[topic].push_back(Buffered{record, &partition, partition.generation});
+        buffer_record(record);
         pulled = true;
     }
     // More may wait: the fd will not be written again until the queue is
     // served to empty, so come back on the next iteration.
     if (hub_ != nullptr) hub_->call_soon([this] { drain_consumer(); });
     schedule_delivery();
+}
+
+void KafkaTransport::buffer_record(rd_kafka_message_t* record) {
+    // Records come in runs from one partition: the last one's partition and
+    // buffer are kept at hand (their addresses are stable until close).
+    if (record->rkt != last_rkt_ || record->partition != last_partition_id_) {
+        const std::string topic = rd_kafka_topic_name(record->rkt);
+        last_partition_ = &track(topic, record->partition);
+        last_buffer_ = &buffers_[topic];
+        last_rkt_ = record->rkt;
+        last_partition_id_ = record->partition;
+    }
+    last_buffer_->push_back(Buffered{record, last_partition_, last_partition_->generation});
 }
 
 KafkaTransport::Partition& KafkaTransport::track(const std::string& topic, std::int32_t partition) {
@@ -686,6 +699,10 @@ void KafkaTransport::resubscribe() {
 
 KafkaTransport::TopicInfo* KafkaTransport::topic(const std::string& name) {
     const std::uint64_t generation = state_->generation();
+    // Publishing goes to the same topic again and again.
+    if (generation == topology_generation_ && last_topic_ != nullptr && name == last_topic_name_)
+        return last_topic_;
+    last_topic_ = nullptr;
     if (generation != topology_generation_) {
         // Deletions may have happened: forget what we knew, keep the handles.
         for (auto it = topics_.begin(); it != topics_.end();) {
@@ -699,7 +716,11 @@ KafkaTransport::TopicInfo* KafkaTransport::topic(const std::string& name) {
         topology_generation_ = generation;
     }
     auto found = topics_.find(name);
-    if (found != topics_.end()) return &found->second;
+    if (found != topics_.end()) {
+        last_topic_name_ = name;
+        last_topic_ = &found->second;
+        return last_topic_;
+    }
     if (state_->deleted(name)) return nullptr;
     // Listing every topic never creates one (asking for a single topic may:
     // brokers and the mock auto-create topics on metadata requests).
@@ -769,6 +790,7 @@ void KafkaTransport::create_topic(const std::string& name, int partitions, int r
 }
 
 void KafkaTransport::delete_topic(const std::string& name) {
+    last_topic_ = nullptr;
     auto found = topics_.find(name);
     if (found != topics_.end()) {
         if (found->second.handle != nullptr) rd_kafka_topic_destroy(found->second.handle);
@@ -914,9 +936,7 @@ void KafkaTransport::wait_for_records(Clock::duration budget) {
             rd_kafka_message_destroy(record);
             continue;
         }
-        const std::string topic = rd_kafka_topic_name(record->rkt);
-        Partition& partition = track(topic, record->partition);
-        buffers_[topic].push_back(Buffered{record, &partition, partition.generation});
+        buffer_record(record);
         // Whatever else is ready comes along.
         drain_consumer();
         return;
@@ -1138,8 +1158,8 @@ Message KafkaChannel::make_message(KafkaTransport::Buffered& buffered,
     KafkaTransport::Partition* partition = buffered.partition;
     const std::int64_t offset = raw->offset;
     DecodedRecord decoded = decode_record(*raw);
-    const std::string topic = rd_kafka_topic_name(raw->rkt);
     rd_kafka_message_destroy(raw);
+    const std::string& topic = partition->topic;
     const bool redelivered = decoded.redelivered || offset <= partition->delivered_high;
     partition->delivered_high = std::max(partition->delivered_high, offset);
     partition->next_delivery = offset + 1;
@@ -1154,7 +1174,9 @@ Message KafkaChannel::make_message(KafkaTransport::Buffered& buffered,
             Record{partition, offset, partition->generation, envelope, decoded.routing_key});
     }
     transport_.deliveries_++;
-    const DeliveryInfoView info{decoded.exchange, decoded.routing_key, consumer_tag, topic, tag,
+    const std::string_view routing_key =
+        decoded.routing_key.empty() ? std::string_view(topic) : decoded.routing_key;
+    const DeliveryInfoView info{decoded.exchange, routing_key, consumer_tag, topic, tag,
                                 redelivered};
     return Message(std::move(envelope), info, *this, no_ack);
 }
@@ -1192,7 +1214,8 @@ void KafkaChannel::basic_ack(std::uint64_t delivery_tag, bool multiple) {
 
 void KafkaChannel::dead_letter(Record& record) {
     std::optional<std::string> exchange;
-    std::string routing_key = record.routing_key;
+    std::string routing_key =
+        record.routing_key.empty() ? record.partition->topic : record.routing_key;
     if (auto queue = transport_.state_->queue(record.partition->topic)) {
         if (queue->options.dead_letter_exchange) {
             exchange = *queue->options.dead_letter_exchange;
@@ -1216,7 +1239,10 @@ void KafkaChannel::basic_reject(std::uint64_t delivery_tag, bool requeue) {
     if (requeue) {
         if (auto* info = transport_.topic(record.partition->topic)) {
             transport_.produce(*info, record.partition->topic, *record.envelope, "",
-                               record.routing_key, true);
+                               record.routing_key.empty()
+                                   ? std::string_view(record.partition->topic)
+                                   : std::string_view(record.routing_key),
+                               true);
         }
     } else {
         dead_letter(record);

@@ -133,6 +133,7 @@ class KafkaTransport final : public Transport {
     void consume_topic(const std::string& topic);
     void resubscribe();
     Partition& track(const std::string& topic, std::int32_t partition);
+    void buffer_record(rd_kafka_message_t* record);
     void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
     void schedule_delivery();
     void deliver();
@@ -168,9 +169,15 @@ class KafkaTransport final : public Transport {
     Handle commit_timer_;
     std::uint64_t topology_generation_ = 0;
     std::unordered_map<std::string, TopicInfo> topics_;
+    std::string last_topic_name_;  // topic()'s cache
+    TopicInfo* last_topic_ = nullptr;
     std::set<std::string> consumed_;
     std::map<std::pair<std::string, std::int32_t>, std::unique_ptr<Partition>> partitions_;
     std::unordered_map<std::string, std::deque<Buffered>> buffers_;
+    rd_kafka_topic_t* last_rkt_ = nullptr;  // buffer_record's cache
+    std::int32_t last_partition_id_ = -1;
+    Partition* last_partition_ = nullptr;
+    std::deque<Buffered>* last_buffer_ = nullptr;
     std::vector<std::weak_ptr<KafkaChannel>> channels_;
     std::uint64_t deliveries_ = 0;
     std::uint64_t delivery_failures_ = 0;
@@ -215,7 +222,7 @@ class KafkaChannel final : public Channel {
         std::int64_t offset = 0;
         std::uint32_t generation = 0;
         std::shared_ptr<const Envelope> envelope;
-        std::string routing_key;
+        std::string routing_key;  // empty: the topic's name
     };
     struct ConsumerEntry {
         std::string tag;
