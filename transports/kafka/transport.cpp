@@ -428,22 +428,30 @@ void KafkaTransport::on_consumer_ready() {
 void KafkaTransport::drain_consumer() {
     if (consumer_ == nullptr) return;
     bool pulled = false;
-    for (std::size_t i = 0; i < pull_budget; ++i) {
-        rd_kafka_message_t* record = rd_kafka_consumer_poll(consumer_, 0);
-        if (record == nullptr) {
+    // In batches: one queue lock per batch instead of one per record. The
+    // batch call serves rebalance and commit callbacks as consumer_poll does.
+    constexpr std::size_t batch = 256;
+    rd_kafka_message_t* records[batch];
+    for (std::size_t taken = 0; taken < pull_budget;) {
+        const ssize_t count = rd_kafka_consume_batch_queue(consumer_queue_, 0, records, batch);
+        if (count <= 0) {
             if (pulled) schedule_delivery();
             return;
         }
-        if (record->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            const rd_kafka_resp_err_t err = record->err;
-            rd_kafka_message_destroy(record);
-            if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
-            report(std::make_exception_ptr(
-                ConnectionError("kafka consumer: " + err_text(err) + " (librdkafka retries)")));
-            continue;
+        taken += static_cast<std::size_t>(count);
+        for (ssize_t i = 0; i < count; ++i) {
+            rd_kafka_message_t* record = records[i];
+            if (record->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                const rd_kafka_resp_err_t err = record->err;
+                rd_kafka_message_destroy(record);
+                if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
+                report(std::make_exception_ptr(
+                    ConnectionError("kafka consumer: " + err_text(err) + " (librdkafka retries)")));
+                continue;
+            }
+            buffer_record(record);
+            pulled = true;
         }
-        buffer_record(record);
-        pulled = true;
     }
     // More may wait: the fd will not be written again until the queue is
     // served to empty, so come back on the next iteration.
@@ -485,10 +493,6 @@ void KafkaTransport::deliver() {
     bool progress = true;
     const auto until = Clock::now() + delivery_slice;
     while (budget > 0 && progress) {
-        if (Clock::now() >= until) {
-            budget = 0;  // the rest on the next iteration: timers run between
-            break;
-        }
         progress = false;
         // Index loops: a callback may open channels or add consumers.
         for (std::size_t c = 0; c < channels_.size() && budget > 0; ++c) {
@@ -502,7 +506,8 @@ void KafkaTransport::deliver() {
                 auto* entry = channel->consumers_[index].get();
                 if (entry->cancelled) continue;
                 Buffered buffered{};
-                if (!take_buffered(entry->queue, buffered)) continue;
+                if (entry->buffer == nullptr) entry->buffer = &buffers_[entry->queue];
+                if (!take_buffered(*entry->buffer, buffered)) continue;
                 // Copies: the callback may cancel the consumer.
                 const std::string tag = entry->tag;
                 const bool no_ack = entry->no_ack;
@@ -521,7 +526,10 @@ void KafkaTransport::deliver() {
 bool KafkaTransport::take_buffered(const std::string& topic, Buffered& out) {
     auto found = buffers_.find(topic);
     if (found == buffers_.end()) return false;
-    auto& buffer = found->second;
+    return take_buffered(found->second, out);
+}
+
+bool KafkaTransport::take_buffered(std::deque<Buffered>& buffer, Buffered& out) {
     while (!buffer.empty()) {
         Buffered front = buffer.front();
         buffer.pop_front();
@@ -829,7 +837,13 @@ void KafkaTransport::produce(TopicInfo& info, const std::string& topic, const En
             RD_KAFKA_V_VALUE(const_cast<char*>(envelope.body.data()), envelope.body.size()),
             RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
             RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
-        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;  // the headers are librdkafka's now
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            // The headers are librdkafka's now. A publishing loop that never
+            // returns to the Hub still has its delivery reports served (and
+            // their messages freed) as it goes.
+            if (++produced_ % 1024 == 0) serve_producer();
+            return;
+        }
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             // Back-pressure: serve delivery reports until there is room.
             rd_kafka_poll(producer_, 10);

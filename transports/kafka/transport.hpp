@@ -147,6 +147,7 @@ class KafkaTransport final : public Transport {
     // from the watermarks; with `purge`, skipped for good.
     std::uint64_t ready_count(const std::string& topic, bool purge);
     bool take_buffered(const std::string& topic, Buffered& out);
+    bool take_buffered(std::deque<Buffered>& buffer, Buffered& out);
     void wait_for_records(Clock::duration budget);
     // Waits (bounded) until records of a topic with ready messages are here.
     void prime(const std::string& topic);
@@ -180,6 +181,7 @@ class KafkaTransport final : public Transport {
     std::deque<Buffered>* last_buffer_ = nullptr;
     std::vector<std::weak_ptr<KafkaChannel>> channels_;
     std::uint64_t deliveries_ = 0;
+    std::uint64_t produced_ = 0;
     std::uint64_t delivery_failures_ = 0;
     std::string last_delivery_error_;
 };
@@ -230,6 +232,9 @@ class KafkaChannel final : public Channel {
         bool no_ack;
         DeliveryCallback callback;
         bool cancelled = false;
+        // The transport's buffer of the queue (stable until the transport
+        // closes, when the channel closes too); found on first delivery.
+        std::deque<KafkaTransport::Buffered>* buffer = nullptr;
     };
 
     void check_open() const;
