@@ -605,8 +605,10 @@ void KafkaTransport::rewind(Partition& partition, std::int64_t offset) {
     if (partition.assigned) {
         PartitionList list(1);
         list.add(partition.topic, partition.partition)->offset = offset;
-        if (rd_kafka_error_t* error = rd_kafka_seek_partitions(
-                consumer_, list.list, static_cast<int>(settings_.operation_timeout.count()))) {
+        // Asynchronous (timeout 0): a partition whose fetcher is still
+        // starting would otherwise hold the Hub; records fetched before the
+        // seek are dropped by their generation and by librdkafka's version.
+        if (rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer_, list.list, 0)) {
             const std::string text = rd_kafka_error_string(error);
             rd_kafka_error_destroy(error);
             throw ChannelError("kafka: cannot seek " + partition.topic + "[" +
@@ -910,9 +912,7 @@ std::uint64_t KafkaTransport::ready_count(const std::string& topic_name, bool pu
                 if (partition->assigned) {
                     PartitionList seek(1);
                     seek.add(topic_name, p)->offset = high;
-                    if (rd_kafka_error_t* error = rd_kafka_seek_partitions(
-                            consumer_, seek.list,
-                            static_cast<int>(settings_.operation_timeout.count())))
+                    if (rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer_, seek.list, 0))
                         rd_kafka_error_destroy(error);
                 }
             }
