@@ -279,7 +279,11 @@ void KafkaTransport::attach_queue(rd_kafka_queue_t* queue, int (&fds)[2], bool c
             hub_->add_reader(fds[0], [this] { on_producer_ready(); });
         }
         // Whatever arrived before the fd was watched is served now.
-        hub_->call_soon([this, consumer] { consumer ? drain_consumer() : serve_producer(); });
+        if (consumer) {
+            schedule_drain();
+        } else {
+            schedule_serve();
+        }
     }
 }
 
@@ -326,6 +330,8 @@ void KafkaTransport::close() noexcept {
     store_.cancel();
     ticker_.cancel();
     commit_timer_.cancel();
+    drain_soon_.cancel();
+    serve_soon_.cancel();
     if (consumer_ != nullptr) {
         store_offsets();
         for (auto& [key, partition] : partitions_) {
@@ -365,11 +371,11 @@ void KafkaTransport::register_with_event_loop(Hub& hub) {
     hub_closing_ = hub.on_close([this] { forget_hub(); });
     if (producer_queue_ != nullptr) {
         hub.add_reader(producer_fds_[0], [this] { on_producer_ready(); });
-        hub.call_soon([this] { serve_producer(); });
+        schedule_serve();
     }
     if (consumer_queue_ != nullptr) {
         hub.add_reader(consumer_fds_[0], [this] { on_consumer_ready(); });
-        hub.call_soon([this] { drain_consumer(); });
+        schedule_drain();
     }
     ticker_ = hub.call_repeatedly(poll_interval, [this] {
         if (consumer_ != nullptr) drain_consumer();
@@ -387,6 +393,8 @@ void KafkaTransport::leave_hub() {
     store_.cancel();
     ticker_.cancel();
     commit_timer_.cancel();
+    drain_soon_.cancel();
+    serve_soon_.cancel();
     hub_closing_.cancel();
     hub_ = nullptr;
 }
@@ -396,6 +404,8 @@ void KafkaTransport::forget_hub() {
     store_ = Handle{};
     ticker_ = Handle{};
     commit_timer_ = Handle{};
+    drain_soon_ = Handle{};
+    serve_soon_ = Handle{};
     hub_closing_ = Handle{};
     hub_ = nullptr;
 }
@@ -406,6 +416,16 @@ std::shared_ptr<Channel> KafkaTransport::create_channel() {
     std::erase_if(channels_, [](const auto& weak) { return weak.expired(); });
     channels_.push_back(channel);
     return channel;
+}
+
+void KafkaTransport::schedule_drain() {
+    if (hub_ == nullptr || drain_soon_.active()) return;
+    drain_soon_ = hub_->call_soon([this] { drain_consumer(); });
+}
+
+void KafkaTransport::schedule_serve() {
+    if (hub_ == nullptr || serve_soon_.active()) return;
+    serve_soon_ = hub_->call_soon([this] { serve_producer(); });
 }
 
 void KafkaTransport::on_producer_ready() {
@@ -455,7 +475,7 @@ void KafkaTransport::drain_consumer() {
     }
     // More may wait: the fd will not be written again until the queue is
     // served to empty, so come back on the next iteration.
-    if (hub_ != nullptr) hub_->call_soon([this] { drain_consumer(); });
+    schedule_drain();
     schedule_delivery();
 }
 

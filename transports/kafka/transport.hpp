@@ -115,6 +115,8 @@ class KafkaTransport final : public Transport {
     void on_producer_ready();
     void on_consumer_ready();
     void drain_consumer();
+    void schedule_drain();
+    void schedule_serve();
     void serve_producer();
     void leave_hub();
     void forget_hub();
@@ -168,6 +170,8 @@ class KafkaTransport final : public Transport {
     Handle delivery_;
     Handle store_;
     Handle commit_timer_;
+    Handle drain_soon_;  // every Hub callback holding `this` has a handle,
+    Handle serve_soon_;  // cancelled when the transport leaves its Hub
     std::uint64_t topology_generation_ = 0;
     std::unordered_map<std::string, TopicInfo> topics_;
     std::string last_topic_name_;  // topic()'s cache
