@@ -49,13 +49,22 @@ TEST_SUITE("conformance") {
         Scope scope;
         kelp::Connection conn{test_url()};
         const kelp::Queue queue = scope.queue("bytes");
-        const std::vector<std::pair<std::string, std::string>> bodies = {
+        std::vector<std::pair<std::string, std::string>> bodies = {
             {"empty", ""},
             {"NUL bytes", std::string("\0a\0\0b\0", 6)},
             {"all 256 byte values (not UTF-8)", all_byte_values()},
             {"invalid UTF-8", "\xc3\x28\xa0\xa1\xe2\x28\xa1\xf0\x90\x28\xbc\xff\xfe"},
             {"8 MiB", random_bytes(8u << 20)},
         };
+        if (const auto limit = conn.capabilities().max_message_bytes;
+            limit != 0 && bodies.back().second.size() > limit / 2) {
+            // A broker with a message size limit gets the largest body it
+            // surely takes (half its limit leaves room for headers).
+            report_skip("8 MiB body: transport '" + std::string(conn.transport_name()) +
+                        "' takes messages up to " + std::to_string(limit) + " bytes; sent " +
+                        std::to_string(limit / 2) + " bytes instead");
+            bodies.back() = {"half the size limit", random_bytes(limit / 2)};
+        }
         kelp::Producer producer{conn};
         for (const auto& [label, body] : bodies) {
             producer.publish(body, {.routing_key = queue.name, .declare = {queue}});

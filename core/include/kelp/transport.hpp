@@ -40,6 +40,9 @@ struct Capabilities {
     bool heartbeats = false;
     bool publisher_confirms = false;
     bool network = true;  // false for in-process brokers (no connect timeout)
+    // The largest message the broker takes (body and headers, about); 0: no
+    // limit kelp knows of. Kafka brokers refuse records above message.max.bytes.
+    std::uint64_t max_message_bytes = 0;
     bool supports(ExchangeType type) const;
 };
 

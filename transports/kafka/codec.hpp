@@ -1,0 +1,42 @@
+// How a kelp message travels in a Kafka record: the body is the value; the
+// application headers whose value is a string are Kafka headers of the same
+// name (what any Kafka client reads), the others go together as a JSON
+// object in the header "kelp.headers"; each property that is set is a
+// "kelp.<name>" header (text); the header "kafka_key", when a string, is the
+// record's key instead of a header. The exchange and routing key a message
+// was published with ride along when they differ from the defaults
+// (default exchange, routing key = topic). See docs/transports/kafka.md.
+//
+// Thread rules: pure functions.
+#pragma once
+
+#include <librdkafka/rdkafka.h>
+
+#include <string>
+#include <string_view>
+
+#include "kelp/message.hpp"
+
+namespace kelp::kafka {
+
+// The record's key taken from the envelope's "kafka_key" header, if any.
+std::string_view record_key(const Envelope& envelope);
+
+// Kafka headers for `envelope` (nullptr when there are none); the caller
+// owns them until a produce call takes them.
+rd_kafka_headers_t* encode_headers(const Envelope& envelope, std::string_view exchange,
+                                   std::string_view routing_key, std::string_view topic,
+                                   bool redelivered);
+
+struct DecodedRecord {
+    Envelope envelope;
+    std::string exchange;
+    std::string routing_key;   // empty: the topic's name
+    bool redelivered = false;  // republished by a requeue
+};
+
+// The envelope of a consumed record. Never throws for odd headers: a header
+// it cannot read stays a plain string header.
+DecodedRecord decode_record(const rd_kafka_message_t& record);
+
+}  // namespace kelp::kafka
