@@ -43,8 +43,21 @@ const TransportFactory& find_transport(std::string_view scheme) {
             }
         }
     }
-    if (transport_module_for(scheme))
+    if (const auto module = transport_module_for(scheme)) {
+        // The module is linked but does not take this spelling (sentinel://
+        // on the redis module, say): "link kelp::redis" would send the user
+        // round in circles, so name what the linked module does take.
+        std::shared_lock lock(reg.mutex);
+        for (const auto& factory : reg.factories) {
+            if (factory->module != module->module) continue;
+            std::string taken;
+            for (const auto& name : factory->schemes)
+                taken += (taken.empty() ? "" : ", ") + name + "://";
+            throw UrlError("URL scheme '" + std::string(scheme) + "' is not supported by the " +
+                           factory->module + " transport, which is linked; it takes " + taken);
+        }
         throw TransportNotLinked(transport_not_linked_message(scheme));
+    }
     std::string linked;
     for (const auto& name : linked_schemes())
         linked += (linked.empty() ? "" : ", ") + name;

@@ -182,6 +182,12 @@ TEST_SUITE("redis transport") {
         SUBCASE("an unknown URL option") {
             CHECK_THROWS_AS(kelp::Connection{url(prefix, "visibilty_timeout=10s")}, kelp::UrlError);
         }
+        SUBCASE("sentinel://, which this module does not take, names what it does take") {
+            // Not "link kelp::redis": it is linked.
+            CHECK_THROWS_WITH_AS(kelp::Connection{"sentinel://127.0.0.1:26379"},
+                                 doctest::Contains("takes redis://, rediss://, redis+socket://"),
+                                 kelp::UrlError);
+        }
     }
 
     TEST_CASE("declarations are shared by every kelp process through Redis") {
