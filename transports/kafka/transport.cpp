@@ -1133,20 +1133,7 @@ void KafkaChannel::basic_publish(std::shared_ptr<const Envelope> envelope,
             }
         }
     }
-    if (routed) return;
-    if (!flags.mandatory) {
-        ++unroutable_;
-        return;
-    }
-    ReturnedMessage returned{*envelope, exchange, routing_key, 312, "NO_ROUTE"};
-    if (on_return_) {
-        on_return_(returned);
-        return;
-    }
-    throw ChannelError("NO_ROUTE - mandatory message to exchange '" + exchange +
-                       "' with routing key '" + routing_key +
-                       "' matched no topic; declare the queue first, or set an on_return "
-                       "callback to handle returns");
+    if (!routed) unroutable_.settle(*envelope, exchange, routing_key, flags, on_return_);
 }
 
 std::string KafkaChannel::basic_consume(const std::string& queue, bool no_ack,

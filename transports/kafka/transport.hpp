@@ -35,6 +35,7 @@
 #include "kelp/hub.hpp"
 #include "kelp/transport.hpp"
 #include "kelp/virtual/qos.hpp"
+#include "kelp/virtual/unroutable.hpp"
 
 namespace kelp::kafka {
 
@@ -216,7 +217,9 @@ class KafkaChannel final : public Channel {
     void basic_qos(std::uint32_t prefetch_count, bool global) override;
     void basic_recover(bool requeue) override;
     void on_return(ReturnCallback callback) override { on_return_ = std::move(callback); }
-    std::optional<std::uint64_t> unroutable_dropped() const override { return unroutable_; }
+    std::optional<std::uint64_t> unroutable_dropped() const override {
+        return unroutable_.dropped();
+    }
     void close() override;
     bool is_open() const override { return open_; }
 
@@ -255,7 +258,7 @@ class KafkaChannel final : public Channel {
     std::size_t next_consumer_ = 0;
     std::uint64_t tag_counter_ = 0;
     ReturnCallback on_return_;
-    std::uint64_t unroutable_ = 0;
+    virt::Unroutable unroutable_{"topic"};
     bool open_ = true;
 };
 

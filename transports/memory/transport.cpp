@@ -181,20 +181,9 @@ void MemoryChannel::basic_publish(std::shared_ptr<const Envelope> shared,
                                   const std::string& exchange, const std::string& routing_key,
                                   PublishFlags flags) {
     check_open();
+    // publish() leaves `shared` as it was when it returns false.
     if (transport_.broker().publish(std::move(shared), exchange, routing_key, route_)) return;
-    if (!flags.mandatory) {
-        ++unroutable_;
-        return;
-    }
-    ReturnedMessage returned{*shared, exchange, routing_key, 312, "NO_ROUTE"};
-    if (on_return_) {
-        on_return_(returned);
-        return;
-    }
-    throw ChannelError("NO_ROUTE - mandatory message to exchange '" + exchange +
-                       "' with routing key '" + routing_key +
-                       "' matched no queue; declare and bind a queue, or set an on_return "
-                       "callback to handle returns");
+    unroutable_.settle(*shared, exchange, routing_key, flags, on_return_);
 }
 
 std::string MemoryChannel::basic_consume(const std::string& queue, bool no_ack,

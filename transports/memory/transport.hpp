@@ -13,6 +13,7 @@
 #include "kelp/hub.hpp"
 #include "kelp/transport.hpp"
 #include "kelp/virtual/qos.hpp"
+#include "kelp/virtual/unroutable.hpp"
 
 namespace kelp::memory {
 
@@ -84,7 +85,9 @@ class MemoryChannel final : public Channel {
     void basic_qos(std::uint32_t prefetch_count, bool global) override;
     void basic_recover(bool requeue) override;
     void on_return(ReturnCallback callback) override { on_return_ = std::move(callback); }
-    std::optional<std::uint64_t> unroutable_dropped() const override { return unroutable_; }
+    std::optional<std::uint64_t> unroutable_dropped() const override {
+        return unroutable_.dropped();
+    }
     void close() override;
     bool is_open() const override { return open_; }
 
@@ -131,7 +134,7 @@ class MemoryChannel final : public Channel {
     std::vector<Node> spent_;
     RouteCache route_;  // where this channel's last publish went
     ReturnCallback on_return_;
-    std::uint64_t unroutable_ = 0;
+    virt::Unroutable unroutable_{"queue"};
     bool open_ = true;
 };
 

@@ -371,22 +371,22 @@ void RedisChannel::basic_publish(std::shared_ptr<const Envelope> envelope,
         if (result[0].integer() + result[1].integer() > 0) return;
         auto state = shared.lock();
         if (!state) return;
+        // Known only now, from the reply: settled on the Hub, not thrown
+        // from the publish.
         if (!mandatory) {
-            ++state->unroutable;
+            state->unroutable.count_dropped();
             return;
         }
         if (state->on_return) {
             transport_ptr->defer(
-                [callback = state->on_return,
-                 returned = ReturnedMessage{*envelope, exchange, routing_key, 312,
-                                            "NO_ROUTE"}]() mutable { callback(returned); });
+                [callback = state->on_return, returned = virt::Unroutable::returned(
+                                                  *envelope, exchange, routing_key)]() mutable {
+                    callback(returned);
+                });
             return;
         }
-        transport_ptr->report(std::make_exception_ptr(ChannelError(
-            "NO_ROUTE - mandatory message to exchange '" + exchange + "' with routing key '" +
-            routing_key +
-            "' matched no queue; declare and bind a queue, or set an on_return callback to "
-            "handle returns")));
+        transport_ptr->report(
+            std::make_exception_ptr(state->unroutable.no_route_error(exchange, routing_key)));
     });
     owner.note_publish();
 }
@@ -448,7 +448,7 @@ void RedisChannel::settle_publishes(const std::weak_ptr<Shared>& shared, RedisTr
         return;
     }
     if (result[0].integer() > 0) return;
-    if (auto state = shared.lock()) state->unroutable += batch->payloads.size();
+    if (auto state = shared.lock()) state->unroutable.count_dropped(batch->payloads.size());
 }
 
 void RedisChannel::on_return(ReturnCallback callback) {
@@ -460,7 +460,7 @@ std::optional<std::uint64_t> RedisChannel::unroutable_dropped() const {
     if (open_ && transport_->connected()) {
         transport_->command().drain(transport_->call_deadline());
     }
-    return shared_->unroutable;
+    return shared_->unroutable.dropped();
 }
 
 // --- consuming -------------------------------------------------------------------------

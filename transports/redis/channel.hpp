@@ -30,6 +30,7 @@
 
 #include "kelp/channel.hpp"
 #include "kelp/hub.hpp"
+#include "kelp/virtual/unroutable.hpp"
 #include "scripts.hpp"
 #include "wire/envelope.hpp"
 
@@ -116,7 +117,7 @@ class RedisChannel final : public Channel {
     // State that replies to pipelined commands touch; shared so that a reply
     // arriving after the channel is gone touches nothing freed.
     struct Shared {
-        std::uint64_t unroutable = 0;
+        virt::Unroutable unroutable{"queue"};
         ReturnCallback on_return;
     };
 
