@@ -73,6 +73,7 @@ void Connection::connect_once(std::size_t index, Clock::time_point deadline) {
     }
     drop_transport();
     auto transport = factories_[index]->create(urls_[index], options_[index]);
+    if (link_handler_) transport->on_link_event(link_handler_);
     transport->register_with_event_loop(*hub_);
     transport->connect(deadline);
     transport_ = std::move(transport);
@@ -118,6 +119,11 @@ void Connection::drop_transport() noexcept {
         transport_->close();
         transport_.reset();
     }
+}
+
+void Connection::on_link_event(LinkEventHandler handler) {
+    link_handler_ = std::move(handler);
+    if (transport_) transport_->on_link_event(link_handler_);
 }
 
 void Connection::close() {

@@ -32,8 +32,8 @@ TEST_SUITE("amqp") {
         kelp::Connection conn{url(broker_port(), "heartbeat=1")};
         conn.register_with_event_loop(hub);
         auto& transport = amqp_of(conn);
-        std::vector<kelp::amqp::LinkEvent> events;
-        transport.on_link_event([&](const kelp::amqp::LinkEvent& e) { events.push_back(e); });
+        std::vector<kelp::LinkEvent> events;
+        transport.on_link_event([&](const kelp::LinkEvent& e) { events.push_back(e); });
         const kelp::Queue queue{unique_name("hb"), kelp::QueueOptions{.auto_delete = true}};
         conn.maybe_declare(queue);
         // Idle: no traffic but heartbeats, both ways, for five intervals.
@@ -65,11 +65,11 @@ TEST_SUITE("amqp") {
         kelp::Connection conn{url(proxy.port(), "heartbeat=1")};
         conn.register_with_event_loop(hub);
         auto& transport = amqp_of(conn);
-        std::vector<kelp::amqp::LinkEvent> events;
+        std::vector<kelp::LinkEvent> events;
         Clock::time_point lost_at{};
-        transport.on_link_event([&](const kelp::amqp::LinkEvent& e) {
-            if (e.kind == kelp::amqp::LinkEvent::Kind::lost && events.empty())
-                lost_at = Clock::now();
+        // Through the Connection, as an application sets it.
+        conn.on_link_event([&](const kelp::LinkEvent& e) {
+            if (e.kind == kelp::LinkEvent::Kind::lost && events.empty()) lost_at = Clock::now();
             events.push_back(e);
         });
         conn.default_channel();
@@ -80,7 +80,8 @@ TEST_SUITE("amqp") {
         proxy.freeze(true);
         REQUIRE(run_until(
             hub, [&] { return !events.empty(); }, 10s));
-        CHECK(events.front().kind == kelp::amqp::LinkEvent::Kind::lost);
+        CHECK(events.front().kind == kelp::LinkEvent::Kind::lost);
+        CHECK(events.front().transport == "amqp");
         CHECK(events.front().detail.find("heartbeat") != std::string::npos);
         // Two intervals of silence, plus the quarter interval between looks
         // (and slack for a loaded machine): never the TCP timeout's minutes.
@@ -109,7 +110,7 @@ TEST_SUITE("amqp") {
         kelp::Connection consumer_conn{url(proxy.port(), "heartbeat=2&interval_step=100ms")};
         consumer_conn.register_with_event_loop(hub);
         auto& transport = amqp_of(consumer_conn);
-        transport.on_link_event([](const kelp::amqp::LinkEvent&) {});
+        transport.on_link_event([](const kelp::LinkEvent&) {});
         kelp::Connection publisher_conn{url(broker_port())};
         const kelp::Exchange exchange{unique_name("rx"),
                                       kelp::ExchangeType::direct,

@@ -49,9 +49,9 @@ TEST_SUITE("amqp_restart") {
         consumer_conn.register_with_event_loop(hub);
         auto& consumer_transport =
             dynamic_cast<kelp::amqp::AmqpTransport&>(consumer_conn.transport());
-        std::vector<kelp::amqp::LinkEvent> consumer_events;
+        std::vector<kelp::LinkEvent> consumer_events;
         consumer_transport.on_link_event(
-            [&](const kelp::amqp::LinkEvent& e) { consumer_events.push_back(e); });
+            [&](const kelp::LinkEvent& e) { consumer_events.push_back(e); });
 
         // Durable exchange and queue: a broker restart keeps them and the
         // persistent messages in them (a transient queue would vanish).
@@ -91,7 +91,7 @@ TEST_SUITE("amqp_restart") {
                 kelp::Connection conn{
                     url(port, "confirm_publish=true&interval_step=200ms&interval_max=1s")};
                 auto& transport = dynamic_cast<kelp::amqp::AmqpTransport&>(conn.transport());
-                transport.on_link_event([](const kelp::amqp::LinkEvent&) {});
+                transport.on_link_event([](const kelp::LinkEvent&) {});
                 kelp::Producer producer{conn, {.exchange = exchange, .routing_key = "k"}};
                 kelp::RetryPolicy policy;
                 policy.max_retries = -1;
@@ -191,7 +191,7 @@ TEST_SUITE("amqp_restart") {
         for (const auto& error : errors)
             CHECK_MESSAGE(error.find("PRECONDITION") == std::string::npos, error);
         CHECK(std::count_if(consumer_events.begin(), consumer_events.end(), [](const auto& e) {
-                  return e.kind == kelp::amqp::LinkEvent::Kind::reconnected;
+                  return e.kind == kelp::LinkEvent::Kind::reconnected;
               }) >= 1);
 
         // Nothing left behind.

@@ -229,7 +229,7 @@ void AmqpTransport::link_failed(const std::string& reason) {
         if (channel != nullptr) channel->link_lost();
     }
     if (closed_) return;
-    emit({LinkEvent::Kind::lost, reason, 0});
+    emit({.kind = LinkEvent::Kind::lost, .detail = reason});
     if (!restoring_) schedule_reconnect(1);
 }
 
@@ -239,7 +239,7 @@ void AmqpTransport::schedule_reconnect(int attempt) {
     const RetryPolicy& policy = settings_.reconnect;
     if (policy.max_retries >= 0 && attempt > policy.max_retries) {
         closed_ = true;
-        emit({LinkEvent::Kind::gave_up, last_failure_, attempt - 1});
+        emit({.kind = LinkEvent::Kind::gave_up, .detail = last_failure_, .attempt = attempt - 1});
         report(std::make_exception_ptr(ConnectionError(
             "amqp: gave up reconnecting to " + settings_.describe() + " after " +
             std::to_string(attempt - 1) + " attempts (max_retries; last error: " + last_failure_ +
@@ -266,7 +266,8 @@ void AmqpTransport::try_reconnect(int attempt) {
         return;
     }
     ++reconnections_;
-    emit({LinkEvent::Kind::reconnected, settings_.describe(), attempt});
+    emit(
+        {.kind = LinkEvent::Kind::reconnected, .detail = settings_.describe(), .attempt = attempt});
 }
 
 void AmqpTransport::restore_after_reconnect() {
@@ -316,17 +317,13 @@ void AmqpTransport::restore_after_reconnect() {
 }
 
 void AmqpTransport::emit(LinkEvent event) {
-    if (link_handler_) {
-        try {
-            link_handler_(event);
-        } catch (...) {
-            report(std::current_exception());
-        }
-        return;
+    // Called deep inside link handling: a throwing handler must not leave
+    // the link half torn down, so its exception goes to the Hub instead.
+    try {
+        emit_link_event(std::move(event));
+    } catch (...) {
+        report(std::current_exception());
     }
-    static const char* const names[] = {"lost the link", "reconnected", "gave up reconnecting"};
-    std::fprintf(stderr, "kelp amqp: %s (%s): %s\n", names[static_cast<int>(event.kind)],
-                 settings_.describe().c_str(), event.detail.c_str());
 }
 
 amqp_connection_state_t AmqpTransport::state() {
@@ -346,7 +343,9 @@ amqp_connection_state_t AmqpTransport::state() {
                                   error.what());
         }
         ++reconnections_;
-        emit({LinkEvent::Kind::reconnected, settings_.describe(), reconnect_attempt_});
+        emit({.kind = LinkEvent::Kind::reconnected,
+              .detail = settings_.describe(),
+              .attempt = reconnect_attempt_});
     }
     return state_;
 }

@@ -39,13 +39,6 @@ namespace kelp::amqp {
 
 class AmqpChannel;
 
-// What happened to the link, for AmqpTransport::on_link_event.
-struct LinkEvent {
-    enum class Kind { lost, reconnected, gave_up } kind;
-    std::string detail;  // why it was lost, or where it reconnected
-    int attempt = 0;     // reconnect attempts so far
-};
-
 class AmqpTransport final : public Transport {
   public:
     explicit AmqpTransport(AmqpSettings settings);
@@ -65,10 +58,6 @@ class AmqpTransport final : public Transport {
     std::shared_ptr<Channel> create_channel() override;
     std::uint64_t deliveries() const override { return deliveries_; }
 
-    // Where link events go (default: one line on stderr). Called from the Hub.
-    void on_link_event(std::function<void(const LinkEvent&)> handler) {
-        link_handler_ = std::move(handler);
-    }
     // The link is up at this moment (false while reconnecting).
     bool link_up() const { return state_ != nullptr; }
     // Times the link was re-established.
@@ -137,7 +126,6 @@ class AmqpTransport final : public Transport {
     Hub* fd_hub_ = nullptr;                // the Hub the fd is registered on
     std::vector<AmqpChannel*> by_number_;  // index = channel number
     std::vector<TopologyEntry> topology_;
-    std::function<void(const LinkEvent&)> link_handler_;
     Handle heartbeat_timer_;
     Handle reconnect_timer_;
     Handle flush_handle_;

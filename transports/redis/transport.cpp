@@ -22,6 +22,16 @@ constexpr auto close_grace = 10s;
 // How long connecting the pub/sub link may take, without socket_connect_timeout.
 constexpr auto subscriber_connect_timeout = 5s;
 
+std::string what_of(const std::exception_ptr& error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
 RedisSettings with_every_level(RedisSettings settings) {
     settings.priority_steps = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     return settings;
@@ -122,6 +132,14 @@ void RedisTransport::connect(Clock::time_point deadline) {
     if (has_connected_) resume_pending_ = true;
     has_connected_ = true;
     if (resume_pending_) resume_consumers();
+    if (link_lost_) {
+        link_lost_ = false;
+        subscription_lost_ = false;
+        emit_link_event({.kind = LinkEvent::Kind::reconnected,
+                         .detail = endpoint().describe(),
+                         .attempt = reconnect_attempt_});
+        reconnect_attempt_ = 0;
+    }
 }
 
 void RedisTransport::resume_consumers() {
@@ -514,14 +532,21 @@ void RedisTransport::on_broken(std::exception_ptr error) {
     connected_ = false;
     stop_timers();
     if (closing_) return;
-    report(error);
+    // An event, not an error: the transport reconnects by itself and the
+    // consumers resume; publishes the link took down report themselves.
+    link_lost_ = true;
+    emit_link_event({.kind = LinkEvent::Kind::lost, .detail = what_of(error)});
     schedule_reconnect(1);
 }
 
 void RedisTransport::schedule_reconnect(int attempt) {
     const RetryPolicy& policy = settings_.reconnect;
     if (hub_ == nullptr) return;
+    reconnect_attempt_ = attempt;
     if (policy.max_retries >= 0 && attempt > policy.max_retries) {
+        emit_link_event({.kind = LinkEvent::Kind::gave_up,
+                         .detail = endpoint().describe(),
+                         .attempt = attempt - 1});
         report(std::make_exception_ptr(ConnectionError(
             "redis: gave up reconnecting to " + endpoint().describe() + " after " +
             std::to_string(attempt - 1) +
@@ -547,7 +572,14 @@ void RedisTransport::on_subscriber_broken(std::exception_ptr error) {
     if (closing_) return;
     // Consumers poll until the subscription is back.
     set_tracking_failed(true);
-    report(error);
+    if (connected()) {
+        // The command link is up: only the subscription link dropped (when
+        // both go, the command link's event says so).
+        subscription_lost_ = true;
+        emit_link_event({.kind = LinkEvent::Kind::lost,
+                         .detail = "the subscription link: " + what_of(error) +
+                                   " (consumers poll their queues until it is back)"});
+    }
     schedule_resubscribe();
 }
 
@@ -558,6 +590,11 @@ void RedisTransport::schedule_resubscribe() {
         try {
             ensure_subscriber();
             update_tracking();
+            if (subscription_lost_) {
+                subscription_lost_ = false;
+                emit_link_event({.kind = LinkEvent::Kind::reconnected,
+                                 .detail = "the subscription link to " + endpoint().describe()});
+            }
         } catch (const ConnectionError&) {
             schedule_resubscribe();
         }

@@ -6,10 +6,11 @@
 // ack, restore: pipelined, in order) and, once something consumes, one
 // pub/sub connection that wakes consumers (see subscriber.hpp).
 //
-// When a link drops, the error goes to the Hub's error handler and the
-// transport reconnects by itself on Hub timers (the URL's max_retries and
-// interval_* options); consumers go on afterwards. Commands made meanwhile
-// throw ConnectionError.
+// When a link drops, the transport reports a LinkEvent (lost, then
+// reconnected; gave_up, also thrown, when max_retries runs out) and
+// reconnects by itself on Hub timers (the URL's max_retries and interval_*
+// options); consumers go on afterwards. Commands made meanwhile throw
+// ConnectionError, and publishes the drop cut short are reported as errors.
 //
 // Thread rules: a RedisTransport and its channels belong to their
 // Connection's thread.
@@ -204,6 +205,10 @@ class RedisTransport final : public Transport {
     bool resume_pending_ = false;
     bool tracking_failed_ = false;
     bool closing_ = false;
+    // For the link events: lost and not reconnected yet, and by which try.
+    bool link_lost_ = false;
+    bool subscription_lost_ = false;
+    int reconnect_attempt_ = 0;
 };
 
 }  // namespace kelp::redis

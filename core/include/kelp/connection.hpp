@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "kelp/channel.hpp"
+#include "kelp/link_event.hpp"
 #include "kelp/retry.hpp"
 #include "kelp/transport.hpp"
 #include "kelp/url.hpp"
@@ -58,6 +59,11 @@ class Connection {
     // Closes channels (their unacked messages return to the queues) and the
     // link. The Connection can connect again afterwards.
     void close();
+
+    // Where the transport reports its link dropping, coming back by itself
+    // and being given up (see link_event.hpp). Without a handler each event
+    // is one line on stderr. Kept across reconnections and failover.
+    void on_link_event(LinkEventHandler handler);
 
     // Runs `operation`; on ConnectionError reconnects per `policy` and runs it
     // again.
@@ -106,6 +112,7 @@ class Connection {
     std::unique_ptr<Transport> transport_;
     std::shared_ptr<Channel> default_channel_;
     std::unordered_set<std::string> declared_;
+    LinkEventHandler link_handler_;
 };
 
 }  // namespace kelp

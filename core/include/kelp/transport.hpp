@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kelp/channel.hpp"
+#include "kelp/link_event.hpp"
 #include "kelp/options.hpp"
 #include "kelp/url.hpp"
 
@@ -76,6 +77,18 @@ class Transport {
     // then reconnects such a transport in place instead of replacing it:
     // a new transport would have dropped every consumer made on the old one.
     virtual bool reconnects_in_place() const { return false; }
+
+    // Where the transport reports its link dropping, coming back and being
+    // given up (see link_event.hpp); without a handler, a line on stderr.
+    void on_link_event(LinkEventHandler handler) { link_handler_ = std::move(handler); }
+
+  protected:
+    // Fills in the transport's name and calls the handler; an exception
+    // from the handler propagates to the caller.
+    void emit_link_event(LinkEvent event);
+
+  private:
+    LinkEventHandler link_handler_;
 };
 
 // How a Connection builds a transport for a URL.
