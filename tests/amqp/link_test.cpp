@@ -161,4 +161,54 @@ TEST_SUITE("amqp") {
         publisher_conn.default_channel().queue_delete(queue.name);
         publisher_conn.default_channel().exchange_delete(exchange.name);
     }
+
+    TEST_CASE(
+        "a publish retried through Connection::ensure while the link is down keeps the "
+        "consumers of the same connection") {
+        Proxy proxy(broker_port());
+        kelp::Hub hub;
+        hub.set_error_handler([](std::exception_ptr) {});
+        kelp::Connection conn{url(proxy.port(), "interval_start=10ms&interval_step=50ms")};
+        conn.on_link_event([](const kelp::LinkEvent&) {});
+        conn.register_with_event_loop(hub);
+        const kelp::Queue queue{unique_name("eq"), kelp::QueueOptions{.durable = false}};
+        std::vector<std::string> bodies;
+        kelp::Consumer consumer{conn, {queue}, [&](kelp::Message& m) {
+                                    bodies.push_back(m.body());
+                                    m.ack();
+                                }};
+        consumer.consume();
+        kelp::Producer producer{conn};
+        producer.publish("before", {.routing_key = queue.name});
+        REQUIRE(run_until(
+            hub, [&] { return bodies.size() == 1; }, 10s));
+        kelp::Transport* before = &conn.transport();
+
+        // The broker is unreachable: the first try fails, and the retry
+        // policy's callback lets it back before the next.
+        proxy.refuse(true);
+        proxy.cut();
+        // Noticed first: a publish written into a socket whose peer is gone
+        // is lost without confirms (use confirm_publish for that case).
+        REQUIRE(run_until(
+            hub, [&] { return !amqp_of(conn).link_up(); }, 10s));
+        int retries = 0;
+        const kelp::RetryPolicy policy{
+            .max_retries = 20,
+            .interval_start = 10ms,
+            .interval_step = 50ms,
+            .on_retry = [&](std::exception_ptr, int, std::chrono::milliseconds) {
+                ++retries;
+                proxy.refuse(false);
+            }};
+        producer.publish("after", {.routing_key = queue.name, .retry = policy});
+        CHECK(retries >= 1);
+        // The same transport, so the consumer made on it still consumes.
+        CHECK(&conn.transport() == before);
+        REQUIRE(run_until(
+            hub, [&] { return bodies.size() == 2; }, 20s));
+        CHECK(bodies[1] == "after");
+        consumer.cancel();
+        conn.default_channel().queue_delete(queue.name);
+    }
 }

@@ -113,6 +113,12 @@ const Capabilities& AmqpTransport::static_capabilities() {
 
 void AmqpTransport::connect(Clock::time_point deadline) {
     if (state_ != nullptr) return;
+    if (reconnects_in_place()) {
+        // The link is down and the transport is reconnecting: bring it back
+        // now, with its topology, channels and consumers.
+        state();
+        return;
+    }
     closed_ = false;
     open_link(std::min(deadline, Clock::now() + settings_.connect_timeout));
     opened_ = true;

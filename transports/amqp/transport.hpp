@@ -53,6 +53,10 @@ class AmqpTransport final : public Transport {
     // gives up: while the transport is reconnecting by itself it stays
     // "connected", so the Connection keeps it (and its consumers).
     bool connected() const override;
+    // While it has not been closed or given up: Connection::ensure then keeps
+    // this transport (its channels and consumers) and the next call brings
+    // the link back in place.
+    bool reconnects_in_place() const override { return opened_ && !closed_; }
     void close() noexcept override;
     void register_with_event_loop(Hub& hub) override;
     std::shared_ptr<Channel> create_channel() override;
