@@ -72,6 +72,9 @@ class KafkaTransport final : public Transport {
     const Capabilities& capabilities() const override { return capabilities_; }
     void connect(Clock::time_point deadline) override;
     bool connected() const override { return producer_ != nullptr; }
+    // librdkafka reconnects to the brokers by itself: a failed call is
+    // retried on this transport, whose consumers and offsets stay.
+    bool reconnects_in_place() const override { return producer_ != nullptr; }
     void close() noexcept override;
     void register_with_event_loop(Hub& hub) override;
     std::shared_ptr<Channel> create_channel() override;
