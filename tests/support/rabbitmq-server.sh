@@ -56,6 +56,11 @@ setup_env() {
   export RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
   export RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf
   export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  # The node name's host is resolved by Erlang itself: on a machine whose
+  # /etc/hosts has no localhost (a bare Debian root) the boot stops with
+  # "epmd error for host localhost: nxdomain". Its own hosts table says it.
+  printf '{host, {127,0,0,1}, ["localhost"]}.\n{lookup, [file, native]}.\n' > "$dir/inetrc"
+  export ERL_INETRC=$dir/inetrc
   # rabbitmqctl reads the same variables; keep it quiet about the locale.
   export LC_ALL=C.UTF-8
   echo "[]." > "$RABBITMQ_ENABLED_PLUGINS_FILE"
