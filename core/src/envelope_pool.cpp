@@ -1,4 +1,4 @@
-#include "envelope_pool.hpp"
+#include "kelp/envelope_pool.hpp"
 
 #include <cstddef>
 #include <mutex>

@@ -2,9 +2,9 @@
 
 #include <chrono>
 
-#include "envelope_pool.hpp"
 #include "kelp/compression.hpp"
 #include "kelp/connection.hpp"
+#include "kelp/envelope_pool.hpp"
 #include "kelp/errors.hpp"
 #include "kelp/serialization.hpp"
 
@@ -20,6 +20,12 @@ Producer::Producer(Connection& connection, std::shared_ptr<Channel> channel,
         connection_.maybe_declare(options_.exchange);
     }
     if (options_.on_return) this->channel().on_return(options_.on_return);
+}
+
+const PublishOptions& Producer::no_options() {
+    // Never destroyed: a publish may still happen during static destruction.
+    static const PublishOptions* const options = new PublishOptions;
+    return *options;
 }
 
 Channel& Producer::channel() {

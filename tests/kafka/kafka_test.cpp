@@ -14,6 +14,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <librdkafka/rdkafka.h>
@@ -95,6 +96,56 @@ std::vector<std::int64_t> committed(const std::string& group, const std::string&
     return out;
 }
 
+// The first record of partition 0 of `topic`, read with plain librdkafka;
+// `headers` gets how many headers it carries.
+std::string raw_first_record(const std::string& topic, std::size_t& headers) {
+    char error[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps().c_str(), error, sizeof error);
+    rd_kafka_conf_set(conf, "group.id", unique("raw").c_str(), error, sizeof error);
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
+    REQUIRE(rk != nullptr);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    std::string body;
+    headers = 0;
+    const auto deadline = Clock::now() + 10s;
+    while (Clock::now() < deadline) {
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
+        if (m == nullptr) continue;
+        const bool ok = m->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (ok) {
+            body.assign(static_cast<const char*>(m->payload), m->len);
+            rd_kafka_headers_t* h = nullptr;
+            if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR)
+                headers = rd_kafka_header_cnt(h);
+        }
+        rd_kafka_message_destroy(m);
+        if (ok) break;
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return body;
+}
+
+// Writes one header-less record to partition 0 of `topic`, as any other
+// Kafka client would.
+void raw_produce_one(const std::string& topic, const std::string& body) {
+    char error[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps().c_str(), error, sizeof error);
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
+    REQUIRE(rk != nullptr);
+    REQUIRE(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(0),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_VALUE(const_cast<char*>(body.data()), body.size()),
+                              RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    REQUIRE(rd_kafka_flush(rk, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
+}
 }  // namespace
 
 // The child: consumes `count` messages in the group without acking, says so
@@ -309,6 +360,52 @@ TEST_SUITE("kafka") {
         // The partitions were shared: both members consumed.
         CHECK(by_first > 0);
         CHECK(by_second > 0);
+    }
+
+    TEST_CASE("raw bytes travel without headers; other content types are written as they are") {
+        // Raw bytes (kelp's default for a string body): a bare record.
+        const std::string topic = unique("rawbytes");
+        declare(topic, 1);
+        publish(topic, 1);
+        std::size_t headers = 99;
+        CHECK(raw_first_record(topic, headers) == "0");
+        CHECK(headers == 0);
+
+        // A record from another client, without kelp's headers, reads as
+        // raw bytes.
+        const std::string foreign = unique("foreign");
+        declare(foreign, 1);
+        raw_produce_one(foreign, "from elsewhere");
+        kelp::Connection conn{"kafka://mock?assignment=manual&group_id=" + unique("group")};
+        auto& channel = conn.default_channel();
+        auto got = channel.basic_get(foreign, true);
+        REQUIRE(got.has_value());
+        CHECK(got->body() == "from elsewhere");
+        CHECK(got->content_type() == "application/data");
+        CHECK(got->content_encoding() == "binary");
+        CHECK(got->headers().is_null());
+
+        // Anything else comes back exactly, empty values included.
+        const std::string typed = unique("typed");
+        declare(typed, 1);
+        const std::pair<std::string, std::string> cases[] = {
+            {"", ""},       {"application/json", "binary"}, {"application/data", "utf-8"},
+            {"", "binary"}, {"application/data", ""},
+        };
+        for (const auto& [type, encoding] : cases) {
+            kelp::Envelope envelope;
+            envelope.body = type + "|" + encoding;
+            envelope.properties.content_type = type;
+            envelope.properties.content_encoding = encoding;
+            channel.basic_publish(envelope, "", typed);
+        }
+        for (const auto& [type, encoding] : cases) {
+            auto message = channel.basic_get(typed, true);
+            REQUIRE(message.has_value());
+            CHECK(message->body() == type + "|" + encoding);
+            CHECK(message->content_type() == type);
+            CHECK(message->content_encoding() == encoding);
+        }
     }
 
     TEST_CASE("100,000 messages through a consumer group, exactly counted") {

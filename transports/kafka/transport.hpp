@@ -248,6 +248,11 @@ class KafkaChannel final : public Channel {
     };
 
     void check_open() const;
+    // Hands buffered records to this channel's consumers in turn, at most
+    // `budget` and not past `until`; returns how many. `more`: some are
+    // left that could go now.
+    std::size_t deliver(std::size_t budget, KafkaTransport::Clock::time_point until, bool& more);
+    void remove_cancelled();
     // Hands one buffered record to `entry` (or to basic_get when null).
     Message make_message(KafkaTransport::Buffered& buffered, const std::string& consumer_tag,
                          bool no_ack);
@@ -263,6 +268,7 @@ class KafkaChannel final : public Channel {
     ReturnCallback on_return_;
     virt::Unroutable unroutable_{"topic"};
     bool open_ = true;
+    bool delivering_ = false;  // inside deliver(): cancelled entries stay until it ends
 };
 
 }  // namespace kelp::kafka

@@ -73,13 +73,13 @@ class Producer {
     // Bytes, sent as they are.
     template <class Body>
     requires(std::convertible_to<const Body&, std::string_view> &&
-             !std::same_as<std::remove_cvref_t<Body>, Json>) void publish(const Body& body,
-                                                                          const PublishOptions&
-                                                                              options = {}) {
+             !std::same_as<std::remove_cvref_t<Body>,
+                           Json>) void publish(const Body& body,
+                                               const PublishOptions& options = no_options()) {
         publish_bytes(std::string_view(body), options);
     }
     // A value, encoded with the serializer.
-    void publish(const Json& value, const PublishOptions& options = {});
+    void publish(const Json& value, const PublishOptions& options = no_options());
 
     void publish_bytes(std::string_view body, const PublishOptions& options);
 
@@ -87,6 +87,9 @@ class Producer {
     Channel& channel();
 
   private:
+    // The options of a publish that gives none: made once, not per call
+    // (a PublishOptions is a few hundred bytes to build and destroy).
+    static const PublishOptions& no_options();
     // Fills headers, compression and properties of an envelope whose body and
     // content type are set.
     void prepare(Envelope& envelope, const PublishOptions& options) const;

@@ -1,7 +1,9 @@
-// Envelope recycling for Producer: a published envelope, once its last
+// Envelope recycling for Producer, and for transports that build the
+// envelopes of received messages (kafka): an envelope, once its last
 // reference is gone (the consumer settled it and dropped the Message), comes
 // back here with its strings' capacity instead of being freed, so a steady
-// stream of small messages publishes without allocating.
+// stream of small messages is published and received without allocating.
+// Not part of the application API (namespace detail).
 //
 // An envelope and its shared_ptr control block live in one pooled slot. The
 // slot returns to the releasing thread's cache; a full cache passes half of
