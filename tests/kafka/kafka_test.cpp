@@ -177,6 +177,56 @@ int kafka_child_main(int argc, char** argv) {
 }
 
 TEST_SUITE("kafka") {
+    TEST_CASE("every broker gone is a link event, not an error; the next record reports it back") {
+        const std::string cluster = "linktest";
+        const std::string topic = unique("link");
+        kelp::Hub hub;
+        std::vector<std::string> errors;
+        hub.set_error_handler([&](std::exception_ptr e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& error) {
+                errors.push_back(error.what());
+            }
+        });
+        kelp::Connection conn{"kafka://mock/" + cluster +
+                              "?assignment=manual&rdkafka.reconnect.backoff.ms=50&"
+                              "rdkafka.reconnect.backoff.max.ms=200"};
+        std::vector<kelp::LinkEvent> events;
+        conn.on_link_event([&](const kelp::LinkEvent& e) { events.push_back(e); });
+        conn.register_with_event_loop(hub);
+        conn.default_channel().queue_declare(kelp::Queue{topic});
+        std::vector<std::string> bodies;
+        kelp::Consumer consumer{conn, {kelp::Queue{topic}}, [&](kelp::Message& m) {
+                                    bodies.push_back(m.body());
+                                    m.ack();
+                                }};
+        consumer.consume();
+        kelp::Producer producer{conn};
+        producer.publish("before", {.routing_key = topic});
+        REQUIRE(run_until(
+            hub, [&] { return bodies.size() == 1; }, 20s));
+
+        kelp::kafka::mock_set_broker_up("mock/" + cluster, 1, false);
+        REQUIRE(run_until(
+            hub, [&] { return !events.empty(); }, 20s));
+        CHECK(events[0].kind == kelp::LinkEvent::Kind::lost);
+        CHECK(events[0].transport == "kafka");
+        kelp::kafka::mock_set_broker_up("mock/" + cluster, 1, true);
+        producer.publish("after", {.routing_key = topic});
+        REQUIRE(run_until(
+            hub,
+            [&] {
+                return bodies.size() == 2 &&
+                       events.back().kind == kelp::LinkEvent::Kind::reconnected;
+            },
+            30s));
+        CHECK(bodies[1] == "after");
+        CHECK(events.size() == 2);
+        for (const auto& error : errors)
+            CHECK_MESSAGE(false, "an error reached the Hub: " << error);
+    }
+
     TEST_CASE("a bad rdkafka property fails with librdkafka's own words") {
         kelp::Connection bad_value{"kafka://mock?rdkafka.linger.ms=banana"};
         try {

@@ -81,6 +81,22 @@ void mock_create_topic(const std::string& name, const std::string& topic, int pa
     }
 }
 
+void mock_set_broker_up(const std::string& name, int broker_id, bool up) {
+    std::lock_guard lock(mock_mutex());
+    auto& clusters = mock_clusters();
+    auto found = clusters.find(name);
+    if (found == clusters.end()) {
+        throw ChannelError("kafka mock cluster '" + name + "' is not running");
+    }
+    rd_kafka_mock_cluster_t* cluster = found->second->cluster;
+    const rd_kafka_resp_err_t err = up ? rd_kafka_mock_broker_set_up(cluster, broker_id)
+                                       : rd_kafka_mock_broker_set_down(cluster, broker_id);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        throw ChannelError("kafka: cannot set mock broker " + std::to_string(broker_id) +
+                           (up ? " up: " : " down: ") + rd_kafka_err2str(err));
+    }
+}
+
 bool ClusterState::declare_exchange(const Exchange& exchange) {
     std::lock_guard lock(mutex_);
     auto [it, inserted] = exchanges_.emplace(exchange.name, exchange);

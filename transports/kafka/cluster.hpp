@@ -33,6 +33,10 @@ std::string mock_cluster_bootstraps(const std::string& name, int brokers);
 void mock_create_topic(const std::string& name, const std::string& topic, int partitions,
                        int replication);
 
+// Takes broker `broker_id` (1-based) of the mock cluster `name` down (its
+// connections cut, new ones refused) or up again: for tests of a lost link.
+void mock_set_broker_up(const std::string& name, int broker_id, bool up);
+
 class ClusterState {
   public:
     // Topology -------------------------------------------------------------

@@ -210,6 +210,11 @@ rd_kafka_conf_t* KafkaTransport::make_conf(bool consumer) const {
         rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error);
     }
     rd_kafka_conf_set_opaque(conf, const_cast<KafkaTransport*>(this));
+    rd_kafka_conf_set_error_cb(
+        conf, [](rd_kafka_t* handle, int err, const char* reason, void* opaque) {
+            static_cast<KafkaTransport*>(opaque)->on_client_error(
+                handle, static_cast<rd_kafka_resp_err_t>(err), reason == nullptr ? "" : reason);
+        });
     if (consumer) {
         rd_kafka_conf_set_rebalance_cb(
             conf, [](rd_kafka_t*, rd_kafka_resp_err_t err,
@@ -219,8 +224,11 @@ rd_kafka_conf_t* KafkaTransport::make_conf(bool consumer) const {
     } else {
         rd_kafka_conf_set_dr_msg_cb(
             conf, [](rd_kafka_t*, const rd_kafka_message_t* report, void* opaque) {
-                if (report->err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
                 auto* self = static_cast<KafkaTransport*>(opaque);
+                if (report->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                    if (self->link_lost_) self->link_back();
+                    return;
+                }
                 ++self->delivery_failures_;
                 self->last_delivery_error_ = err_text(report->err);
                 self->report(std::make_exception_ptr(ConnectionError(
@@ -229,6 +237,30 @@ rd_kafka_conf_t* KafkaTransport::make_conf(bool consumer) const {
             });
     }
     return conf;
+}
+
+void KafkaTransport::on_client_error(rd_kafka_t* handle, rd_kafka_resp_err_t err,
+                                     const std::string& reason) {
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char text[512] = "";
+        rd_kafka_fatal_error(handle, text, sizeof text);
+        report(std::make_exception_ptr(
+            ConnectionError(std::string("kafka: fatal error, this client cannot go on: ") + text +
+                            "; close the connection and connect again")));
+        return;
+    }
+    // librdkafka reconnects by itself; only losing every broker is worth an
+    // event (one broker of a cluster going is its business).
+    if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || link_lost_) return;
+    link_lost_ = true;
+    emit_link_event(
+        {.kind = LinkEvent::Kind::lost, .detail = reason + " (librdkafka reconnects by itself)"});
+}
+
+void KafkaTransport::link_back() {
+    link_lost_ = false;
+    emit_link_event({.kind = LinkEvent::Kind::reconnected,
+                     .detail = settings_.bootstrap_servers + " (records flow again)"});
 }
 
 void KafkaTransport::report(std::exception_ptr error) {
@@ -466,12 +498,20 @@ void KafkaTransport::drain_consumer() {
             rd_kafka_message_t* record = records[i];
             if (record->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
                 const rd_kafka_resp_err_t err = record->err;
+                const std::string reason = rd_kafka_message_errstr(record);
                 rd_kafka_message_destroy(record);
                 if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
+                if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+                    err == RD_KAFKA_RESP_ERR__TRANSPORT) {
+                    // librdkafka reconnects by itself.
+                    on_client_error(consumer_, err, reason);
+                    continue;
+                }
                 report(std::make_exception_ptr(
-                    ConnectionError("kafka consumer: " + err_text(err) + " (librdkafka retries)")));
+                    ConnectionError("kafka consumer: " + err_text(err) + ": " + reason)));
                 continue;
             }
+            if (link_lost_) link_back();
             buffer_record(record);
             pulled = true;
         }

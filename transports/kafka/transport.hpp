@@ -158,6 +158,11 @@ class KafkaTransport final : public Transport {
     // Waits (bounded) until records of a topic with ready messages are here.
     void prime(const std::string& topic);
     void report(std::exception_ptr error);
+    // librdkafka's error callback: every broker gone is a LinkEvent (lost;
+    // reconnected with the next record or delivery report), a fatal error
+    // is reported; the rest librdkafka retries by itself.
+    void on_client_error(rd_kafka_t* handle, rd_kafka_resp_err_t err, const std::string& reason);
+    void link_back();
 
     KafkaSettings settings_;
     Capabilities capabilities_;
@@ -190,6 +195,7 @@ class KafkaTransport final : public Transport {
     std::vector<std::weak_ptr<KafkaChannel>> channels_;
     std::uint64_t deliveries_ = 0;
     std::uint64_t produced_ = 0;
+    bool link_lost_ = false;
     std::uint64_t delivery_failures_ = 0;
     std::string last_delivery_error_;
 };
