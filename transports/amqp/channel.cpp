@@ -328,13 +328,12 @@ std::uint64_t AmqpChannel::queue_delete(const std::string& queue, bool if_unused
 void AmqpChannel::publish_raw(const Envelope& envelope, const std::string& exchange,
                               const std::string& routing_key, bool mandatory) {
     PropertiesEncoder properties(envelope);
-    amqp_connection_state_t state = transport_->state();
-    const int status =
-        amqp_basic_publish(state, number_, bytes_of(exchange), bytes_of(routing_key),
-                           mandatory ? 1 : 0, 0, properties.get(), bytes_of(envelope.body));
+    const int status = transport_->publish(number_, bytes_of(exchange), bytes_of(routing_key),
+                                           mandatory, *properties.get(), bytes_of(envelope.body));
     transport_->check_write(status, "publishing");
     // rabbitmq-c may have read frames while writing (a heartbeat check):
     // they wait in its buffer, where the socket will not announce them.
+    amqp_connection_state_t state = transport_->state();
     if (amqp_data_in_buffer(state) || amqp_frames_enqueued(state)) transport_->schedule_flush();
 }
 

@@ -351,6 +351,18 @@ amqp_connection_state_t AmqpTransport::state() {
     return state_;
 }
 
+int AmqpTransport::publish(std::uint16_t channel, amqp_bytes_t exchange, amqp_bytes_t routing_key,
+                           bool mandatory, const amqp_basic_properties_t& properties,
+                           amqp_bytes_t body) {
+    amqp_connection_state_t link = state();
+    if (!settings_.tls &&
+        publish_writer_.encode(channel, exchange, routing_key, mandatory, properties, body,
+                               static_cast<std::size_t>(amqp_get_frame_max(link))))
+        return publish_writer_.write(fd_);
+    return amqp_basic_publish(link, channel, exchange, routing_key, mandatory ? 1 : 0, 0,
+                              &properties, body);
+}
+
 void AmqpTransport::check_write(int status, const char* what) {
     if (status == AMQP_STATUS_OK) return;
     const std::string reason = std::string(what) + ": " + amqp_error_string2(status);

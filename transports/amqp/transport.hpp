@@ -16,7 +16,8 @@
 // Synchronous methods wait for their reply (rpc_timeout) by reading frames
 // in place; deliveries that arrive meanwhile are held and handed to
 // consumers from the Hub, never inside another call. Publishing writes
-// through rabbitmq-c, which blocks while the socket is full.
+// each message's frames with one system call (PublishWriter; through
+// rabbitmq-c with TLS) and blocks while the socket is full.
 //
 // Thread rules: an AmqpTransport and its channels belong to their
 // Connection's thread.
@@ -32,6 +33,7 @@
 #include "kelp/entities.hpp"
 #include "kelp/hub.hpp"
 #include "kelp/transport.hpp"
+#include "publish_writer.hpp"
 #include "rabbitmq.hpp"
 #include "settings.hpp"
 
@@ -86,6 +88,12 @@ class AmqpTransport final : public Transport {
     amqp_connection_state_t state();
     // Sends a method frame; a failure drops the link and throws ConnectionError.
     void send_method(std::uint16_t channel, amqp_method_number_t id, void* decoded);
+    // Writes one basic.publish (reconnecting first if the link is down);
+    // returns a rabbitmq-c status for check_write. On plain TCP the frames
+    // go out in one system call (PublishWriter), through TLS by
+    // amqp_basic_publish.
+    int publish(std::uint16_t channel, amqp_bytes_t exchange, amqp_bytes_t routing_key,
+                bool mandatory, const amqp_basic_properties_t& properties, amqp_bytes_t body);
     // A rabbitmq-c status of a write: not OK drops the link and throws.
     void check_write(int status, const char* what);
     // Reads and dispatches frames until done() or rpc_timeout.
@@ -137,6 +145,7 @@ class AmqpTransport final : public Transport {
     Hub* fd_hub_ = nullptr;                // the Hub the fd is registered on
     std::vector<AmqpChannel*> by_number_;  // index = channel number
     std::vector<TopologyEntry> topology_;
+    PublishWriter publish_writer_;
     std::function<void(const LinkEvent&)> link_handler_;
     Handle heartbeat_timer_;
     Handle reconnect_timer_;
