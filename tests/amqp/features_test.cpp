@@ -154,6 +154,40 @@ TEST_SUITE("amqp") {
         channel->queue_delete(queue);
     }
 
+    TEST_CASE("acks made in consumer callbacks reach the broker before the connection closes") {
+        // Acks made while a batch of deliveries is handed out are written
+        // when the batch ends: none may be left behind.
+        const kelp::Queue queue{unique_name("acks"), kelp::QueueOptions{.durable = false}};
+        constexpr int total = 500;
+        {
+            kelp::Connection conn{url(broker_port())};
+            kelp::Producer producer{conn};
+            for (int i = 0; i < total; ++i)
+                producer.publish(std::to_string(i),
+                                 {.routing_key = queue.name, .declare = {queue}});
+            int seen = 0;
+            kelp::Consumer consumer{conn,
+                                    {queue},
+                                    [&](kelp::Message& message) {
+                                        ++seen;
+                                        message.ack();
+                                    },
+                                    {.prefetch_count = 100}};
+            consumer.consume();
+            const auto deadline = Clock::now() + 30s;
+            while (seen < total && Clock::now() < deadline)
+                conn.drain_events(1s);
+            REQUIRE(seen == total);
+        }
+        // Unacked messages would be back in the queue once the connection
+        // is gone.
+        std::this_thread::sleep_for(300ms);
+        kelp::Connection check{url(broker_port())};
+        auto channel = check.channel();
+        CHECK(channel->queue_declare(queue, true).message_count == 0);
+        channel->queue_delete(queue.name);
+    }
+
     TEST_CASE("headers keep 64-bit integers, nested tables and arrays") {
         kelp::Connection conn{url(broker_port())};
         auto channel = conn.channel();

@@ -465,9 +465,8 @@ void AmqpChannel::basic_ack(std::uint64_t delivery_tag, bool multiple) {
     check_usable("ack");
     // A tag of an earlier link or recovered: the broker redelivers it.
     if (delivery_tag <= stale_upto_ || !transport_->link_up()) return;
-    transport_->check_write(
-        amqp_basic_ack(transport_->state(), number_, delivery_tag - tag_base_, multiple ? 1 : 0),
-        "basic.ack");
+    transport_->check_write(transport_->ack(number_, delivery_tag - tag_base_, multiple),
+                            "basic.ack");
 }
 
 void AmqpChannel::basic_reject(std::uint64_t delivery_tag, bool requeue) {
@@ -678,13 +677,13 @@ std::size_t AmqpChannel::deliver_pending(std::size_t budget) {
                 amqp_basic_reject(transport_->state(), number_, d.delivery_tag - tag_base_, 1);
             continue;
         }
-        const bool no_ack = it->second.no_ack;
-        const std::string queue = it->second.queue;
+        // A copy: the callback may cancel its consumer, which destroys the
+        // entry. The Message copies the names it needs before that.
         const DeliveryCallback callback = it->second.callback;
         transport_->count_delivery();
-        const DeliveryInfoView info{d.exchange, d.routing_key,  d.consumer_tag,
-                                    queue,      d.delivery_tag, d.redelivered};
-        Message message(std::move(d.envelope), info, *this, no_ack);
+        const DeliveryInfoView info{d.exchange,       d.routing_key,  d.consumer_tag,
+                                    it->second.queue, d.delivery_tag, d.redelivered};
+        Message message(std::move(d.envelope), info, *this, it->second.no_ack);
         callback(message);
     }
     while (!returns_.empty() && transport_ != nullptr) {

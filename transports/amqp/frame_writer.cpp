@@ -1,4 +1,4 @@
-#include "publish_writer.hpp"
+#include "frame_writer.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -37,9 +37,9 @@ void put_header(std::uint8_t* at, std::uint8_t type, std::uint16_t channel, std:
 
 }  // namespace
 
-bool PublishWriter::encode(std::uint16_t channel, amqp_bytes_t exchange, amqp_bytes_t routing_key,
-                           bool mandatory, const amqp_basic_properties_t& properties,
-                           amqp_bytes_t body, std::size_t frame_max) {
+bool FrameWriter::encode(std::uint16_t channel, amqp_bytes_t exchange, amqp_bytes_t routing_key,
+                         bool mandatory, const amqp_basic_properties_t& properties,
+                         amqp_bytes_t body, std::size_t frame_max) {
     if (frame_max < AMQP_FRAME_MIN_SIZE) return false;
     // A payload fills a frame but for its header and end byte.
     const std::size_t max_payload = frame_max - frame_header - 1;
@@ -108,9 +108,32 @@ bool PublishWriter::encode(std::uint16_t channel, amqp_bytes_t exchange, amqp_by
     return true;
 }
 
-int PublishWriter::write(int fd) {
-    iovec* piece = pieces_.data();
-    std::size_t left = pieces_.size();
+int FrameWriter::write(int fd) {
+    return write_pieces(fd, pieces_.data(), pieces_.size());
+}
+
+void FrameWriter::hold_ack(std::uint16_t channel, std::uint64_t delivery_tag, bool multiple) {
+    // Method number, delivery tag, the "multiple" bit.
+    constexpr std::size_t payload = 4 + 8 + 1;
+    const std::size_t at = held_.size();
+    held_.resize(at + frame_header + payload + 1);
+    std::uint8_t* out = held_.data() + at;
+    put_header(out, AMQP_FRAME_METHOD, channel, payload);
+    put32(out + frame_header, AMQP_BASIC_ACK_METHOD);
+    put64(out + frame_header + 4, delivery_tag);
+    out[frame_header + 12] = multiple ? 1 : 0;
+    out[frame_header + payload] = frame_end;
+}
+
+int FrameWriter::write_held(int fd) {
+    if (held_.empty()) return AMQP_STATUS_OK;
+    iovec all{held_.data(), held_.size()};
+    const int status = write_pieces(fd, &all, 1);
+    held_.clear();
+    return status;
+}
+
+int FrameWriter::write_pieces(int fd, iovec* piece, std::size_t left) {
     while (left > 0) {
         msghdr message{};
         message.msg_iov = piece;
