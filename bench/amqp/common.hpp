@@ -66,6 +66,10 @@ struct Run {
     std::uint64_t messages = 0;
     std::int64_t wall_ns = 0;
     std::int64_t cpu_ns = 0;
+    // Publish without confirms: from the first publish until the queue held
+    // every message (the loop's wall_ns ends with the last write, when up to
+    // the socket buffers' worth may still be on the way). 0 otherwise.
+    std::int64_t stored_ns = 0;
     double wall_rate() const { return wall_ns > 0 ? 1e9 * double(messages) / double(wall_ns) : 0; }
 };
 
@@ -79,7 +83,8 @@ Run kelp_consume(const Options& options, const std::string& queue, std::uint64_t
 // The ceiling (raw_runs.cpp): rabbitmq-c used directly, the same work.
 Run raw_publish(const Options& options, const std::string& queue, bool confirms);
 Run raw_consume(const Options& options, const std::string& queue, std::uint64_t count);
-// Messages in `queue` (passive declare), waiting up to 30 s for `expected`.
+// Messages in `queue` (passive declare, every 5 ms), waiting up to 30 s for
+// `expected`.
 std::uint64_t raw_queue_depth(const Options& options, const std::string& queue,
                               std::uint64_t expected);
 void raw_queue_delete(const Options& options, const std::string& queue);

@@ -32,10 +32,11 @@ Run kelp_publish(const Options& options, const std::string& queue, bool confirms
         producer.publish(body.with_seq(seq), publish);
     // The rest of the window: every publish confirmed before the clock stops.
     if (confirms) dynamic_cast<kelp::amqp::AmqpChannel&>(producer.channel()).wait_for_confirms();
-    const Run run{total, wall_ns() - wall0, process_cpu_ns() - cpu0};
+    Run run{total, wall_ns() - wall0, process_cpu_ns() - cpu0};
     if (raw_queue_depth(options, queue, total) != total)
         fail("kelp publish: the queue does not hold the " + std::to_string(total) +
              " messages published");
+    if (!confirms) run.stored_ns = wall_ns() - wall0;
     return run;
 }
 

@@ -120,10 +120,11 @@ Run raw_publish(const Options& options, const std::string& queue, bool confirms)
     }
     while (confirms && acked < published)
         read_ack();
-    const Run run{total, wall_ns() - wall0, process_cpu_ns() - cpu0};
+    Run run{total, wall_ns() - wall0, process_cpu_ns() - cpu0};
     if (raw_queue_depth(options, queue, total) != total)
         fail("raw publish: the queue does not hold the " + std::to_string(total) +
              " messages published");
+    if (!confirms) run.stored_ns = wall_ns() - wall0;
     return run;
 }
 
@@ -158,10 +159,10 @@ std::uint64_t raw_queue_depth(const Options& options, const std::string& queue,
                               std::uint64_t expected) {
     RawConnection conn(options);
     std::uint64_t depth = 0;
-    for (int i = 0; i < 600; ++i) {
+    for (int i = 0; i < 6000; ++i) {
         depth = conn.declare(queue, true);
         if (depth == expected) break;
-        std::this_thread::sleep_for(50ms);
+        std::this_thread::sleep_for(5ms);
     }
     return depth;
 }

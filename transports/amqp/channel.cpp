@@ -328,13 +328,12 @@ std::uint64_t AmqpChannel::queue_delete(const std::string& queue, bool if_unused
 void AmqpChannel::publish_raw(const Envelope& envelope, const std::string& exchange,
                               const std::string& routing_key, bool mandatory) {
     PropertiesEncoder properties(envelope);
-    amqp_connection_state_t state = transport_->state();
-    const int status =
-        amqp_basic_publish(state, number_, bytes_of(exchange), bytes_of(routing_key),
-                           mandatory ? 1 : 0, 0, properties.get(), bytes_of(envelope.body));
+    const int status = transport_->publish(number_, bytes_of(exchange), bytes_of(routing_key),
+                                           mandatory, *properties.get(), bytes_of(envelope.body));
     transport_->check_write(status, "publishing");
     // rabbitmq-c may have read frames while writing (a heartbeat check):
     // they wait in its buffer, where the socket will not announce them.
+    amqp_connection_state_t state = transport_->state();
     if (amqp_data_in_buffer(state) || amqp_frames_enqueued(state)) transport_->schedule_flush();
 }
 
@@ -466,9 +465,8 @@ void AmqpChannel::basic_ack(std::uint64_t delivery_tag, bool multiple) {
     check_usable("ack");
     // A tag of an earlier link or recovered: the broker redelivers it.
     if (delivery_tag <= stale_upto_ || !transport_->link_up()) return;
-    transport_->check_write(
-        amqp_basic_ack(transport_->state(), number_, delivery_tag - tag_base_, multiple ? 1 : 0),
-        "basic.ack");
+    transport_->check_write(transport_->ack(number_, delivery_tag - tag_base_, multiple),
+                            "basic.ack");
 }
 
 void AmqpChannel::basic_reject(std::uint64_t delivery_tag, bool requeue) {
@@ -679,13 +677,13 @@ std::size_t AmqpChannel::deliver_pending(std::size_t budget) {
                 amqp_basic_reject(transport_->state(), number_, d.delivery_tag - tag_base_, 1);
             continue;
         }
-        const bool no_ack = it->second.no_ack;
-        const std::string queue = it->second.queue;
+        // A copy: the callback may cancel its consumer, which destroys the
+        // entry. The Message copies the names it needs before that.
         const DeliveryCallback callback = it->second.callback;
         transport_->count_delivery();
-        const DeliveryInfoView info{d.exchange, d.routing_key,  d.consumer_tag,
-                                    queue,      d.delivery_tag, d.redelivered};
-        Message message(std::move(d.envelope), info, *this, no_ack);
+        const DeliveryInfoView info{d.exchange,       d.routing_key,  d.consumer_tag,
+                                    it->second.queue, d.delivery_tag, d.redelivered};
+        Message message(std::move(d.envelope), info, *this, it->second.no_ack);
         callback(message);
     }
     while (!returns_.empty() && transport_ != nullptr) {

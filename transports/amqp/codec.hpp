@@ -9,7 +9,7 @@
 // Thread rules: an encoder is used by one thread; decoding is pure.
 #pragma once
 
-#include <deque>
+#include <list>
 #include <string>
 #include <vector>
 
@@ -44,8 +44,11 @@ class TableEncoder {
     amqp_field_value_t value(const Json& v);
 
     Wide wide_;
-    std::deque<std::vector<amqp_table_entry_t>> entries_;
-    std::deque<std::vector<amqp_field_value_t>> values_;
+    // Lists: what a table points to stays put while nested ones are added,
+    // and an encoder that encodes nothing (a message without headers)
+    // allocates nothing, unlike a deque.
+    std::list<std::vector<amqp_table_entry_t>> entries_;
+    std::list<std::vector<amqp_field_value_t>> values_;
 };
 
 Json decode_table(const amqp_table_t& table);

@@ -208,6 +208,12 @@ void AmqpTransport::close() noexcept {
     std::fill(by_number_.begin(), by_number_.end(), nullptr);
     detach_fd();
     if (state_ != nullptr) {
+        // Acks made before closing still count (best effort: a failed write
+        // drops the link, and the broker requeues those messages).
+        if (frame_writer_.holding() && frame_writer_.write_held(fd_) != AMQP_STATUS_OK)
+            frame_writer_.drop_held();
+    }
+    if (state_ != nullptr) {
         // The broker requeues every unacked message of the connection.
         timeval tv{2, 0};
         amqp_set_rpc_timeout(state_, &tv);
@@ -224,6 +230,8 @@ void AmqpTransport::drop_link(const std::string& reason) {
 
 void AmqpTransport::link_failed(const std::string& reason) {
     if (state_ == nullptr) return;
+    // Acks of this link's tags: the broker requeues those messages now.
+    frame_writer_.drop_held();
     detach_fd();
     amqp_destroy_connection(state_);
     state_ = nullptr;
@@ -333,6 +341,7 @@ void AmqpTransport::emit(LinkEvent event) {
 }
 
 amqp_connection_state_t AmqpTransport::state() {
+    if (frame_writer_.holding()) write_held();
     if (state_ == nullptr) {
         if (closed_) throw ConnectionError("amqp: the connection is closed; connect again");
         // Reconnect now rather than wait for the Hub's timer: a program that
@@ -354,6 +363,36 @@ amqp_connection_state_t AmqpTransport::state() {
               .attempt = reconnect_attempt_});
     }
     return state_;
+}
+
+int AmqpTransport::publish(std::uint16_t channel, amqp_bytes_t exchange, amqp_bytes_t routing_key,
+                           bool mandatory, const amqp_basic_properties_t& properties,
+                           amqp_bytes_t body) {
+    amqp_connection_state_t link = state();
+    if (!settings_.tls &&
+        frame_writer_.encode(channel, exchange, routing_key, mandatory, properties, body,
+                             static_cast<std::size_t>(amqp_get_frame_max(link))))
+        return frame_writer_.write(fd_);
+    return amqp_basic_publish(link, channel, exchange, routing_key, mandatory ? 1 : 0, 0,
+                              &properties, body);
+}
+
+int AmqpTransport::ack(std::uint16_t channel, std::uint64_t delivery_tag, bool multiple) {
+    if (holding_ > 0 && !settings_.tls && state_ != nullptr) {
+        frame_writer_.hold_ack(channel, delivery_tag, multiple);
+        return AMQP_STATUS_OK;
+    }
+    return amqp_basic_ack(state(), channel, delivery_tag, multiple ? 1 : 0);
+}
+
+void AmqpTransport::write_held() {
+    if (state_ == nullptr) {
+        frame_writer_.drop_held();
+        return;
+    }
+    const int status = frame_writer_.write_held(fd_);
+    if (status != AMQP_STATUS_OK)
+        link_failed(std::string("writing acks: ") + amqp_error_string2(status));
 }
 
 void AmqpTransport::check_write(int status, const char* what) {
@@ -447,7 +486,14 @@ void AmqpTransport::on_readable() {
 void AmqpTransport::process_available() {
     if (depth_ > 0) return;  // the waiting method reads them
     amqp_frame_t frame;
+    // One read of the socket per call, then what rabbitmq-c holds already.
+    // Reading on until the socket says EAGAIN would cost two more system
+    // calls (recv, then poll) per wake-up; bytes left in the socket wake the
+    // Hub again (its fds are level-triggered).
+    bool first = true;
     while (state_ != nullptr) {
+        if (!first && !amqp_data_in_buffer(state_) && !amqp_frames_enqueued(state_)) break;
+        first = false;
         timeval zero{0, 0};
         const int status = amqp_simple_wait_frame_noblock(state_, &frame, &zero);
         if (status == AMQP_STATUS_TIMEOUT) break;
@@ -500,6 +546,20 @@ void AmqpTransport::dispatch(const amqp_frame_t& frame) {
 
 void AmqpTransport::flush() {
     if (depth_ > 0) return;
+    // Acks the consumers make in this batch go out together when it ends.
+    ++holding_;
+    struct Holding {
+        AmqpTransport& transport;
+        ~Holding() {
+            --transport.holding_;
+            try {
+                transport.write_held();
+            } catch (...) {
+                // A link event handler threw while the link was dropped.
+                transport.report(std::current_exception());
+            }
+        }
+    } holding{*this};
     // A bounded batch per turn of the loop, so timers and other fds get
     // their turn while a large prefetch drains.
     std::size_t budget = 64;

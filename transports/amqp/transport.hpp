@@ -16,7 +16,9 @@
 // Synchronous methods wait for their reply (rpc_timeout) by reading frames
 // in place; deliveries that arrive meanwhile are held and handed to
 // consumers from the Hub, never inside another call. Publishing writes
-// through rabbitmq-c, which blocks while the socket is full.
+// each message's frames with one system call (FrameWriter; through
+// rabbitmq-c with TLS) and blocks while the socket is full; acks made while
+// a batch of deliveries is handed out go out together after the batch.
 //
 // Thread rules: an AmqpTransport and its channels belong to their
 // Connection's thread.
@@ -29,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "frame_writer.hpp"
 #include "kelp/entities.hpp"
 #include "kelp/hub.hpp"
 #include "kelp/transport.hpp"
@@ -75,10 +78,22 @@ class AmqpTransport final : public Transport {
     // --- for channels ---
     const AmqpSettings& settings() const { return settings_; }
     // The live connection state; reconnects at once when the link is down
-    // and throws ConnectionError when that fails.
+    // and throws ConnectionError when that fails. Held acks are written
+    // first, so whatever the caller writes next cannot overtake them.
     amqp_connection_state_t state();
     // Sends a method frame; a failure drops the link and throws ConnectionError.
     void send_method(std::uint16_t channel, amqp_method_number_t id, void* decoded);
+    // Writes one basic.publish (reconnecting first if the link is down);
+    // returns a rabbitmq-c status for check_write. On plain TCP the frames
+    // go out in one system call (FrameWriter), through TLS by
+    // amqp_basic_publish.
+    int publish(std::uint16_t channel, amqp_bytes_t exchange, amqp_bytes_t routing_key,
+                bool mandatory, const amqp_basic_properties_t& properties, amqp_bytes_t body);
+    // Sends a basic.ack; while consumers are handed a batch of deliveries
+    // (flush) it is held and written with the batch's other acks in one
+    // system call when the batch ends, or before anything else is written
+    // (state() writes held acks first). Returns a rabbitmq-c status.
+    int ack(std::uint16_t channel, std::uint64_t delivery_tag, bool multiple);
     // A rabbitmq-c status of a write: not OK drops the link and throws.
     void check_write(int status, const char* what);
     // Reads and dispatches frames until done() or rpc_timeout.
@@ -116,6 +131,8 @@ class AmqpTransport final : public Transport {
     void process_available();
     void dispatch(const amqp_frame_t& frame);
     void flush();
+    // Writes held acks; a failed write drops the link (the broker requeues).
+    void write_held();
     void on_heartbeat_timer();
     void attach_fd();
     void detach_fd();
@@ -130,6 +147,7 @@ class AmqpTransport final : public Transport {
     Hub* fd_hub_ = nullptr;                // the Hub the fd is registered on
     std::vector<AmqpChannel*> by_number_;  // index = channel number
     std::vector<TopologyEntry> topology_;
+    FrameWriter frame_writer_;
     Handle heartbeat_timer_;
     Handle reconnect_timer_;
     Handle flush_handle_;
@@ -139,7 +157,8 @@ class AmqpTransport final : public Transport {
     std::uint64_t generation_ = 0;
     std::uint64_t reconnections_ = 0;
     std::string last_failure_;
-    int depth_ = 0;  // > 0 while a synchronous method waits
+    int depth_ = 0;    // > 0 while a synchronous method waits
+    int holding_ = 0;  // > 0 while flush() hands out deliveries: acks wait
     int reconnect_attempt_ = 0;
     bool opened_ = false;  // connect() succeeded once
     bool closed_ = false;  // close() called or reconnecting gave up
