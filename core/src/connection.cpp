@@ -155,7 +155,10 @@ Channel& Connection::default_channel() {
 }
 
 void Connection::drain_events(std::optional<std::chrono::nanoseconds> timeout) {
-    Transport& transport = connected_transport();
+    // A transport reconnecting by itself is left to its timers, which run in
+    // the Hub below; a connect attempt here would only throw meanwhile.
+    Transport& transport =
+        transport_ && transport_->reconnecting() ? *transport_ : connected_transport();
     const std::uint64_t before = transport.deliveries();
     // time_point::max() stands for "no deadline".
     const Clock::time_point deadline = timeout ? Clock::now() + *timeout : Clock::time_point::max();

@@ -643,10 +643,17 @@ void RedisChannel::pump() {
         // Nothing to hand out meanwhile: pop and wait, so what is waiting
         // now is delivered in this turn (drain_events with no timeout left
         // relies on it). With messages to hand out, pop ahead instead.
-        if (pending_.empty()) {
-            pop_now();
-        } else {
-            start_pop();
+        try {
+            if (pending_.empty()) {
+                pop_now();
+            } else {
+                start_pop();
+            }
+        } catch (const ConnectionError&) {
+            // The link dropped under the pop: a link event, not an error for
+            // the application's loop (report() tells them apart); consuming
+            // resumes once the transport has reconnected.
+            transport().report(std::current_exception());
         }
     }
     deliver_pending();

@@ -547,7 +547,7 @@ void RedisTransport::schedule_reconnect(int attempt) {
         emit_link_event({.kind = LinkEvent::Kind::gave_up,
                          .detail = endpoint().describe(),
                          .attempt = attempt - 1});
-        report(std::make_exception_ptr(ConnectionError(
+        raise(std::make_exception_ptr(ConnectionError(
             "redis: gave up reconnecting to " + endpoint().describe() + " after " +
             std::to_string(attempt - 1) +
             " attempts (max_retries); connect again with Connection::ensure_connection")));
@@ -602,6 +602,21 @@ void RedisTransport::schedule_resubscribe() {
 }
 
 void RedisTransport::report(std::exception_ptr error) {
+    // A client fails its outstanding replies before it calls its broken
+    // handler: a broken command client is a dropped link already.
+    const bool link_down = !connected_ || (command_ && command_->broken());
+    if (link_down && !closing_) {
+        try {
+            std::rethrow_exception(error);
+        } catch (const ConnectionError&) {
+            return;
+        } catch (...) {
+        }
+    }
+    raise(error);
+}
+
+void RedisTransport::raise(std::exception_ptr error) {
     if (hub_ != nullptr) {
         hub_->call_soon([error] { std::rethrow_exception(error); });
         return;

@@ -77,6 +77,7 @@ class RedisTransport final : public Transport {
     // Once connected, connect() after the link dropped resumes the channels
     // and consumers as they were (their unacked records stay valid).
     bool reconnects_in_place() const override { return has_connected_ && !closing_; }
+    bool reconnecting() const override { return !connected_ && reconnect_timer_.active(); }
 
     // --- for channels and the restorer ---
     const RedisSettings& settings() const { return settings_; }
@@ -137,7 +138,11 @@ class RedisTransport final : public Transport {
 
     // Errors that happen after the call that caused them returned (a reply
     // to a pipelined command): raised from the Hub, like a callback's error.
+    // While the link is down a ConnectionError is not raised: it is the drop
+    // seen again by a command under way, and the LinkEvent said it already.
     void report(std::exception_ptr error);
+    // Raised from the Hub (or printed when there is none), unfiltered.
+    void raise(std::exception_ptr error);
     // Runs `callback` from the Hub (user callbacks never run inside reply
     // dispatching).
     void defer(Hub::Callback callback);

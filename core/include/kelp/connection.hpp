@@ -75,7 +75,9 @@ class Connection {
 
     // Runs the Hub until at least one message was delivered to a consumer
     // callback, or `timeout` passes (TimeoutError). No timeout waits forever.
-    // An exception thrown by a consumer callback propagates from here.
+    // An exception thrown by a consumer callback propagates from here. While
+    // the transport reconnects by itself, this runs its Hub timers and does
+    // not throw for the dropped link (see on_link_event).
     void drain_events(std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
 
     // Moves the transport onto `hub`; consumption then runs in hub.run_*().

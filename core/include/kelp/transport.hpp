@@ -77,6 +77,10 @@ class Transport {
     // then reconnects such a transport in place instead of replacing it:
     // a new transport would have dropped every consumer made on the old one.
     virtual bool reconnects_in_place() const { return false; }
+    // True while the link is down and the transport is bringing it back by
+    // itself on Hub timers: drain_events then runs the Hub (which is what
+    // reconnects it) instead of trying to connect and throwing.
+    virtual bool reconnecting() const { return false; }
 
     // Where the transport reports its link dropping, coming back and being
     // given up (see link_event.hpp); without a handler, a line on stderr.
