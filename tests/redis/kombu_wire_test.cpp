@@ -3,6 +3,7 @@
 // Kombu's side is played by raw commands, written as Kombu 5.2.4 writes them
 // (reference kombu-wire-format §1).
 #include "support.hpp"
+#include "wire/delivery_tag.hpp"
 
 using namespace redis_test;
 
@@ -119,6 +120,69 @@ TEST_SUITE("redis kombu wire") {
         REQUIRE(again.has_value());
         CHECK(again->body() == "held");
         again->ack();
+    }
+
+    TEST_CASE(
+        "the pop's record names the properties' exchange and routing key, whatever the "
+        "envelope's shape") {
+        // The pop script reads the common envelope's tail without decoding
+        // it, and decodes everything else: both must give Kombu's record.
+        const std::string prefix = unique("shapes") + ":";
+        const std::string queue = unique("q");
+        auto inspector = raw();
+        struct Shape {
+            std::string name;
+            std::string payload;
+            std::string exchange;
+            std::string routing_key;
+        };
+        const std::string tag = kelp::redis::new_delivery_tag();
+        auto tail = [&](const std::string& info) {
+            return R"(, "properties": {"delivery_mode": 2, "delivery_info": )" + info +
+                   R"(, "priority": 0, "body_encoding": "base64", "delivery_tag": ")" + tag +
+                   "\"}}";
+        };
+        const std::string head =
+            R"({"body": "aGk=", "content-encoding": "binary", "content-type": "application/data")";
+        const std::vector<Shape> shapes{
+            {"kelp's envelope", kombu_envelope("hi", "ex", "rk"), "ex", "rk"},
+            {"a slash (cjson escapes it)", kombu_envelope("hi", "a/b", "c/d"), "a/b", "c/d"},
+            {"an escaped quote", kombu_envelope("hi", "say \"hi\"", "rk"), "say \"hi\"", "rk"},
+            {"a header named delivery_info",
+             head +
+                 R"(, "headers": {"delivery_info": {"exchange": "wrong", "routing_key": "wrong"}, "priority": 1})" +
+                 tail(R"({"exchange": "right", "routing_key": "rk"})"),
+             "right", "rk"},
+            {"a redelivered message",
+             head + R"(, "headers": {"redelivered": true})" +
+                 tail(R"({"exchange": "ex", "routing_key": "rk", "redelivered": true})"),
+             "ex", "rk"},
+            {"compact JSON",
+             R"({"body":"aGk=","headers":{},"properties":{"delivery_info":{"exchange":"ex","routing_key":"rk"},"body_encoding":"base64","delivery_tag":")" +
+                 tag + "\"}}",
+             "ex", "rk"},
+        };
+        kelp::Connection conn{url(prefix)};
+        conn.maybe_declare(kelp::Queue{queue});
+        auto channel = conn.channel();
+        for (const Shape& shape : shapes) {
+            CAPTURE(shape.name);
+            command(*inspector, {"LPUSH", prefix + queue, shape.payload});
+            std::optional<kelp::Message> message = channel->basic_get(queue);
+            REQUIRE(message.has_value());
+            const auto fields = texts(command(*inspector, {"HKEYS", prefix + "unacked"}));
+            REQUIRE(fields.size() == 1);
+            const std::string record =
+                text(command(*inspector, {"HGET", prefix + "unacked", fields[0]}));
+            const kelp::Json parsed = kelp::Json::parse(record);
+            REQUIRE(parsed.size() == 3);
+            CHECK(parsed[0] == kelp::Json::parse(shape.payload));
+            CHECK(parsed[1] == shape.exchange);
+            CHECK(parsed[2] == shape.routing_key);
+            // The envelope embedded as it was popped, byte for byte.
+            CHECK(record.substr(0, shape.payload.size() + 1) == "[" + shape.payload);
+            message->ack();
+        }
     }
 
     TEST_CASE(

@@ -254,8 +254,55 @@ local out = {0}
 local taken, bytes = 0, 0
 local records, scores = {}, {}
 
+local find, sub = string.find, string.sub
+
+-- A JSON string's text from `first` to the next quote, when it needs no
+-- escaping (cjson.encode would write it as is); and that quote's position.
+local function plain_text(payload, first)
+  local quote = find(payload, '"', first, true)
+  if not quote then return nil end
+  local text = sub(payload, first, quote - 1)
+  if find(text, '\\', 1, true) or find(text, '/', 1, true) then return nil end
+  return text, quote
+end
+
+-- The exchange and routing key of an envelope as kelp and Kombu write it,
+-- read without decoding the JSON (which costs Redis more than the rest of
+-- the pop): it ends with properties' delivery_info, priority, body_encoding
+-- and delivery_tag, then '}}'. Unescaped quotes cannot sit inside a JSON
+-- string, and nothing that could open an object or array lies between this
+-- delivery_info and the final '}}', so it is the one in the envelope's last
+-- member, its properties. nil for anything else (a redelivered message,
+-- another layout): the caller decodes those.
+local function delivery_info_of(payload)
+  local at = find(payload, '"delivery_info": {"exchange": "', 1, true)
+  if not at then return nil end
+  local exchange, quote = plain_text(payload, at + 31)
+  if not exchange or sub(payload, quote, quote + 18) ~= '", "routing_key": "' then return nil end
+  local routing_key
+  routing_key, quote = plain_text(payload, quote + 19)
+  if not routing_key or sub(payload, quote, quote + 15) ~= '"}, "priority": ' then return nil end
+  local comma = find(payload, ', "body_encoding": ', quote + 16, true)
+  if not comma or comma - quote - 16 > 2 or not tonumber(sub(payload, quote + 16, comma - 1)) then
+    return nil
+  end
+  local tag = find(payload, ', "delivery_tag": "', comma + 19, true)
+  if not tag then return nil end
+  local encoding = sub(payload, comma + 19, tag - 1)
+  if encoding ~= '"base64"' and encoding ~= 'null' then return nil end
+  quote = find(payload, '"', tag + 19, true)
+  if not quote or quote + 2 ~= #payload or sub(payload, quote) ~= '"}}' then return nil end
+  return exchange, routing_key
+end
+
 -- Kombu's record: [envelope, exchange, routing_key], the envelope embedded.
 local function record_of(payload)
+  -- The text the decoding path below writes for these envelopes (but for
+  -- raw control characters, which JSON does not allow in a string anyway).
+  local exchange, routing_key = delivery_info_of(payload)
+  if exchange then
+    return '[' .. payload .. ', "' .. exchange .. '", "' .. routing_key .. '"]'
+  end
   local ok, message = pcall(cjson.decode, payload)
   if ok and type(message) == 'table' then
     local exchange, routing_key = '', ''
