@@ -5,6 +5,7 @@
 #include <set>
 
 #include "channel.hpp"
+#include "hub_errors.hpp"
 #include "support.hpp"
 #include "transport.hpp"
 
@@ -22,13 +23,7 @@ TEST_SUITE("amqp") {
     TEST_CASE("heartbeat=1: the connection stays up through five idle intervals") {
         kelp::Hub hub;
         std::vector<std::string> errors;
-        hub.set_error_handler([&](std::exception_ptr e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& error) {
-                errors.push_back(error.what());
-            }
-        });
+        hub.set_error_handler(kelp_test::record_errors(errors));
         kelp::Connection conn{url(broker_port(), "heartbeat=1")};
         conn.register_with_event_loop(hub);
         auto& transport = amqp_of(conn);
@@ -99,13 +94,7 @@ TEST_SUITE("amqp") {
         Proxy proxy(broker_port());
         kelp::Hub hub;
         std::vector<std::string> errors;
-        hub.set_error_handler([&](std::exception_ptr e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& error) {
-                errors.push_back(error.what());
-            }
-        });
+        hub.set_error_handler(kelp_test::record_errors(errors));
         // Consumer through the proxy; publisher straight to the broker.
         kelp::Connection consumer_conn{url(proxy.port(), "heartbeat=2&interval_step=100ms")};
         consumer_conn.register_with_event_loop(hub);

@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "hub_errors.hpp"
 #include "support.hpp"
 #include "transport.hpp"
 
@@ -37,13 +38,7 @@ TEST_SUITE("amqp_restart") {
 
         kelp::Hub hub;
         std::vector<std::string> errors;
-        hub.set_error_handler([&](std::exception_ptr e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& error) {
-                errors.push_back(error.what());
-            }
-        });
+        hub.set_error_handler(kelp_test::record_errors(errors));
         kelp::Connection consumer_conn{
             url(port, "heartbeat=5&interval_step=200ms&interval_max=1s")};
         consumer_conn.register_with_event_loop(hub);

@@ -21,6 +21,7 @@
 #include <kelp/kelp.hpp>
 
 #include "cluster.hpp"
+#include "hub_errors.hpp"
 
 extern char** environ;
 
@@ -182,13 +183,7 @@ TEST_SUITE("kafka") {
         const std::string topic = unique("link");
         kelp::Hub hub;
         std::vector<std::string> errors;
-        hub.set_error_handler([&](std::exception_ptr e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& error) {
-                errors.push_back(error.what());
-            }
-        });
+        hub.set_error_handler(kelp_test::record_errors(errors));
         kelp::Connection conn{"kafka://mock/" + cluster +
                               "?assignment=manual&rdkafka.reconnect.backoff.ms=50&"
                               "rdkafka.reconnect.backoff.max.ms=200"};

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "fault_proxy.hpp"
+#include "hub_errors.hpp"
 #include "support.hpp"
 
 using namespace redis_test;
@@ -29,15 +30,7 @@ TEST_SUITE("redis faults") {
         const std::string queue = unique("q");
         kelp::Hub hub;
         std::vector<std::string> errors;
-        hub.set_error_handler([&](std::exception_ptr error) {
-            try {
-                std::rethrow_exception(error);
-            } catch (const kelp::ConnectionError& e) {
-                errors.push_back(e.what());
-            } catch (const std::exception& e) {
-                errors.push_back(std::string("unexpected: ") + e.what());
-            }
-        });
+        hub.set_error_handler(kelp_test::record_errors(errors));
         kelp::Connection conn{"redis://127.0.0.1:" + std::to_string(proxy.port()) +
                               "/0?global_keyprefix=" + prefix +
                               "&interval_start=10ms&interval_step=50ms&interval_max=200ms"};
@@ -105,13 +98,7 @@ TEST_SUITE("redis faults") {
         kelp_test::FaultProxy proxy(port());
         kelp::Hub hub;
         std::vector<std::string> errors;
-        hub.set_error_handler([&](std::exception_ptr error) {
-            try {
-                std::rethrow_exception(error);
-            } catch (const std::exception& e) {
-                errors.push_back(e.what());
-            }
-        });
+        hub.set_error_handler(kelp_test::record_errors(errors));
         kelp::Connection conn{"redis://127.0.0.1:" + std::to_string(proxy.port()) +
                               "/0?max_retries=0"};
         std::vector<kelp::LinkEvent> events;
