@@ -20,8 +20,10 @@ SimpleQueue::SimpleQueue(Connection& connection, Queue queue, SimpleQueueOptions
     consumer_ = std::make_unique<Consumer>(
         connection_, channel_, std::vector<Queue>{queue_},
         [this](Message& message) { buffer_.push_back(std::move(message)); },
-        ConsumerOptions{
-            .no_ack = options.no_ack, .accept = std::move(options.accept), .auto_declare = false});
+        ConsumerOptions{.no_ack = options.no_ack,
+                        .prefetch_count = options.prefetch_count,
+                        .accept = std::move(options.accept),
+                        .auto_declare = false});
     consumer_->consume();
 }
 

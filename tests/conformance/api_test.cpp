@@ -76,6 +76,40 @@ TEST_SUITE("conformance") {
         CHECK_FALSE(reopened.get(100ms).has_value());
     }
 
+    TEST_CASE("SimpleQueue takes at most prefetch_count messages ahead of get()") {
+        Scope scope;
+        const std::string name = scope.queue_name("simple-window");
+        kelp::Connection conn{test_url()};
+        kelp::SimpleQueue queue{conn, name, {.prefetch_count = 5}};
+        constexpr int total = 30;
+        for (int i = 0; i < total; ++i)
+            queue.put(std::to_string(i));
+        auto first = queue.get(5s);
+        REQUIRE(first.has_value());
+        CHECK(first->body() == "0");
+        // Held unacked. Time for the consumer to take more, were it
+        // unbounded: with the window, at most five are out of the broker.
+        for (int i = 0; i < 3; ++i) {
+            try {
+                conn.drain_events(50ms);
+            } catch (const kelp::TimeoutError&) {
+            }
+        }
+        kelp::Connection other{test_url()};
+        const auto ready = other.default_channel().queue_declare(kelp::Queue{name}, true);
+        CHECK(ready.message_count >= static_cast<std::uint64_t>(total - 5));
+        CHECK(queue.qsize() == static_cast<std::uint64_t>(total - 1));
+        first->ack();
+        // Every message still comes, in order.
+        for (int i = 1; i < total; ++i) {
+            auto next = queue.get(5s);
+            REQUIRE(next.has_value());
+            CHECK(next->body() == std::to_string(i));
+            next->ack();
+        }
+        CHECK_FALSE(queue.get(50ms).has_value());
+    }
+
     TEST_CASE("SimpleQueue get_nowait returns a waiting message at once") {
         Scope scope;
         kelp::Connection conn{test_url()};

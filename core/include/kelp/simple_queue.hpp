@@ -21,6 +21,10 @@ namespace kelp {
 
 struct SimpleQueueOptions {
     bool no_ack = false;
+    // How many messages the queue takes from the broker ahead of get(): a
+    // bound on the memory a long queue costs here (0: no bound). Messages
+    // taken ahead count in qsize() and go back to the broker on close().
+    std::uint32_t prefetch_count = 10;
     std::string serializer = "json";
     std::string compression;
     AcceptList accept = AcceptList::defaults();
