@@ -127,4 +127,17 @@ void Producer::send(std::shared_ptr<const Envelope> envelope, const PublishOptio
     }
 }
 
+PublishBatch::PublishBatch(Producer& producer) : channel_(producer.channel().shared_from_this()) {
+    channel_->begin_batch();
+}
+
+PublishBatch::~PublishBatch() {
+    channel_->end_batch();
+}
+
+void PublishBatch::flush() {
+    channel_->end_batch();
+    channel_->begin_batch();
+}
+
 }  // namespace kelp

@@ -110,6 +110,30 @@ TEST_SUITE("conformance") {
         CHECK_FALSE(queue.get(50ms).has_value());
     }
 
+    TEST_CASE("publishes made in a PublishBatch all arrive, in order, once it ends") {
+        Scope scope;
+        const std::string name = scope.queue_name("batch");
+        kelp::Connection conn{test_url()};
+        kelp::SimpleQueue queue{conn, name};
+        kelp::Producer producer{conn};
+        constexpr int total = 50;
+        {
+            kelp::PublishBatch batch{producer};
+            for (int i = 0; i < total / 2; ++i)
+                producer.publish(std::to_string(i), {.routing_key = name});
+            batch.flush();
+            for (int i = total / 2; i < total; ++i)
+                producer.publish(std::to_string(i), {.routing_key = name});
+        }
+        for (int i = 0; i < total; ++i) {
+            auto next = queue.get(5s);
+            REQUIRE(next.has_value());
+            CHECK(next->body() == std::to_string(i));
+            next->ack();
+        }
+        CHECK_FALSE(queue.get(50ms).has_value());
+    }
+
     TEST_CASE("SimpleQueue get_nowait returns a waiting message at once") {
         Scope scope;
         kelp::Connection conn{test_url()};

@@ -47,4 +47,57 @@ TEST_SUITE("redis publish batches") {
         auto redis = raw();
         CHECK(integer(command(*redis, {"EXISTS", prefix + queue})) == 0);
     }
+
+    TEST_CASE(
+        "a PublishBatch holds publishes until it ends, then sends them in a few script calls") {
+        const std::string prefix = unique("batch") + ":";
+        const std::string queue = unique("q");
+        kelp::Connection conn{url(prefix)};
+        kelp::Producer producer{conn};
+        conn.maybe_declare(kelp::Queue{queue});
+        auto redis = raw();
+        auto script_calls = [&] {
+            // "cmdstat_evalsha:calls=N,..." in INFO commandstats.
+            const std::string info = text(command(*redis, {"INFO", "commandstats"}));
+            const auto at = info.find("cmdstat_evalsha:calls=");
+            if (at == std::string::npos) return std::int64_t{0};
+            return std::int64_t{std::stoll(info.substr(at + 22))};
+        };
+        const std::int64_t calls_before = script_calls();
+        constexpr int total = 300;
+        {
+            kelp::PublishBatch batch{producer};
+            for (int i = 0; i < total; ++i)
+                producer.publish(std::to_string(i), {.routing_key = queue});
+            // Held: nothing has reached Redis yet.
+            CHECK(integer(command(*redis, {"EXISTS", prefix + queue})) == 0);
+        }
+        CHECK(producer.channel().unroutable_dropped() == 0u);  // waits for the replies
+        REQUIRE(integer(command(*redis, {"LLEN", prefix + queue})) == total);
+        // One script call for the run (a few, if it outgrew one command),
+        // not one per publish.
+        CHECK(script_calls() - calls_before <= 5);
+        const auto bodies = texts(command(*redis, {"LRANGE", prefix + queue, "0", "-1"}));
+        int out_of_order = 0;
+        for (int i = 0; i < total; ++i) {
+            const auto decoded = kelp::redis::decode_message(bodies[total - 1 - i]);
+            if (decoded.envelope.body != std::to_string(i)) ++out_of_order;
+        }
+        CHECK(out_of_order == 0);
+    }
+
+    TEST_CASE("a connection closed inside a PublishBatch: the batch ends without harm") {
+        const std::string prefix = unique("batch-close") + ":";
+        const std::string queue = unique("q");
+        kelp::Connection conn{url(prefix)};
+        kelp::Producer producer{conn};
+        conn.maybe_declare(kelp::Queue{queue});
+        {
+            kelp::PublishBatch batch{producer};
+            producer.publish("held", {.routing_key = queue});
+            conn.close();  // close drains what is in flight, held or not
+        }
+        auto redis = raw();
+        CHECK(integer(command(*redis, {"LLEN", prefix + queue})) == 1);
+    }
 }

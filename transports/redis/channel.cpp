@@ -391,6 +391,19 @@ void RedisChannel::basic_publish(std::shared_ptr<const Envelope> envelope,
     owner.note_publish();
 }
 
+void RedisChannel::begin_batch() {
+    check_open();
+    ++batches_;
+    transport().hold_writes();
+}
+
+void RedisChannel::end_batch() noexcept {
+    // A channel closed inside the batch gave its hold back already.
+    if (batches_ == 0) return;
+    --batches_;
+    if (transport_ != nullptr) transport_->release_writes();
+}
+
 void RedisChannel::publish_to_queue(const std::string& queue, std::string payload) {
     RedisTransport& owner = transport();
     std::vector<std::string_view> arguments(owner.route().args());
@@ -1165,6 +1178,10 @@ void RedisChannel::shut_down() {
     // Acks made in the callback that closes us go first.
     flush_forgotten();
     open_ = false;
+    // A batch still open gives its hold back now: the transport may be gone
+    // by the time the batch ends.
+    for (; batches_ > 0; --batches_)
+        transport_->release_writes();
     pump_handle_.cancel();
     for (auto& consumer : consumers_)
         consumer->cancelled = true;

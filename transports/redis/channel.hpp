@@ -68,6 +68,8 @@ class RedisChannel final : public Channel {
     std::uint64_t queue_purge(const std::string& queue) override;
     std::uint64_t queue_delete(const std::string& queue, bool if_unused, bool if_empty) override;
     using Channel::basic_publish;
+    void begin_batch() override;
+    void end_batch() noexcept override;
     void basic_publish(std::shared_ptr<const Envelope> envelope, const std::string& exchange,
                        const std::string& routing_key, PublishFlags flags) override;
     std::string basic_consume(const std::string& queue, bool no_ack, DeliveryCallback callback,
@@ -201,6 +203,7 @@ class RedisChannel final : public Channel {
 
     RedisTransport* transport_;
     bool open_ = true;
+    int batches_ = 0;  // PublishBatch holds on the transport's writes
     std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
 
     std::vector<std::unique_ptr<Consumer>> consumers_;

@@ -119,6 +119,7 @@ void RedisTransport::connect(Clock::time_point deadline) {
         deadline = std::min(deadline, Clock::now() + *settings_.socket_connect_timeout);
     }
     subscriber_.reset();
+    write_cork_.reset();  // before the client it holds goes
     command_.reset();
     tracked_prefixes_.clear();
     auto client = RespClient::connect(endpoint(), handshake("kelp"), deadline);
@@ -161,6 +162,9 @@ void RedisTransport::close() noexcept {
     for (const auto& channel : live_channels())
         channel->close_for_transport();
     channels_.clear();
+    // Held publishes go out with the rest before the link does.
+    write_cork_.reset();
+    writes_held_ = 0;
     stop_timers();
     if (connected()) {
         try {
@@ -179,6 +183,7 @@ void RedisTransport::close() noexcept {
     if (subscriber_) subscriber_->close();
     if (command_) command_->close();
     subscriber_.reset();
+    write_cork_.reset();  // before the client it holds goes
     command_.reset();
     connected_ = false;
 }
@@ -599,6 +604,15 @@ void RedisTransport::schedule_resubscribe() {
             schedule_resubscribe();
         }
     });
+}
+
+void RedisTransport::hold_writes() {
+    if (writes_held_++ == 0 && command_) write_cork_.emplace(*command_);
+}
+
+void RedisTransport::release_writes() noexcept {
+    if (writes_held_ == 0) return;
+    if (--writes_held_ == 0) write_cork_.reset();
 }
 
 void RedisTransport::report(std::exception_ptr error) {

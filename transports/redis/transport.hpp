@@ -90,6 +90,10 @@ class RedisTransport final : public Transport {
     FanoutMode fanout_mode() const { return fanout_mode_; }
     // The command connection; ConnectionError when there is none.
     RespClient& command();
+    // Holds the command connection's writes back (PublishBatch); nests. A
+    // new link after a reconnect is not held.
+    void hold_writes();
+    void release_writes() noexcept;
     Hub* hub() const { return hub_; }
     // When a synchronous call must have its reply (socket_timeout).
     Clock::time_point call_deadline() const;
@@ -185,6 +189,8 @@ class RedisTransport final : public Transport {
     // queue -> (exchange, binding key) of its fanout bindings made here.
     std::map<std::string, std::set<std::pair<std::string, std::string>>> fanout_bindings_;
     std::unique_ptr<RespClient> command_;
+    int writes_held_ = 0;
+    std::optional<RespClient::Cork> write_cork_;  // on command_, while writes are held
     std::unique_ptr<Subscriber> subscriber_;
     std::unique_ptr<Restorer> restorer_;
     Hub* hub_ = nullptr;

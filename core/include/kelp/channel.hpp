@@ -63,6 +63,11 @@ class Channel : public std::enable_shared_from_this<Channel> {
     virtual void basic_publish(std::shared_ptr<const Envelope> envelope,
                                const std::string& exchange, const std::string& routing_key,
                                PublishFlags flags = {}) = 0;
+    // Publishes between begin_batch() and end_batch() may be held back and
+    // written together at end_batch() (see PublishBatch in producer.hpp).
+    // Nests. A no-op where the transport batches its writes anyway.
+    virtual void begin_batch() {}
+    virtual void end_batch() noexcept {}
     // Convenience for a one-off envelope.
     void basic_publish(Envelope envelope, const std::string& exchange,
                        const std::string& routing_key, PublishFlags flags = {}) {

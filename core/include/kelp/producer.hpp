@@ -100,4 +100,33 @@ class Producer {
     ProducerOptions options_;
 };
 
+// PublishBatch: holds the producer's publishes back while it lives, so they
+// leave for the broker together when it ends (or at flush()). On Redis a run
+// of publishes to one queue becomes one script call and one write instead
+// of one each; other transports take it as a no-op (AMQP writes each
+// publish in one system call, Kafka batches in librdkafka). What is held
+// waits in memory: flush every few hundred publishes in a long loop.
+//
+//   {
+//       kelp::PublishBatch batch{producer};
+//       for (const auto& row : rows) producer.publish(row, {.routing_key = "rows"});
+//   }  // written here
+//
+// A write that fails is reported like any publish's (the link event, then
+// ConnectionError from the next call). Thread rules: the producer's.
+class PublishBatch {
+  public:
+    explicit PublishBatch(Producer& producer);
+    ~PublishBatch();
+    PublishBatch(const PublishBatch&) = delete;
+    PublishBatch& operator=(const PublishBatch&) = delete;
+
+    // Writes what is held so far and goes on holding.
+    void flush();
+
+  private:
+    // Shared: a connection closed inside the batch must not free it.
+    std::shared_ptr<Channel> channel_;
+};
+
 }  // namespace kelp
