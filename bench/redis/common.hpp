@@ -100,7 +100,8 @@ std::uint64_t redis_cli_number(const Options& options, const std::vector<std::st
 // --- the workloads -------------------------------------------------------------------
 // kelp: Producer::publish of `options.messages` bodies to `queue`, pipelined,
 // timed until every reply is in; the queue must then hold exactly that many.
-Run kelp_publish(const Options& options, const std::string& queue);
+// `batch` > 0: in a PublishBatch flushed every `batch` publishes.
+Run kelp_publish(const Options& options, const std::string& queue, std::size_t batch = 0);
 // kelp: one publish at a time, each waiting for its reply.
 Run kelp_publish_confirmed(const Options& options, const std::string& queue);
 // kelp: a Consumer with prefetch 100 acking each of the `count` messages a

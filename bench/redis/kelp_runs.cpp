@@ -39,7 +39,7 @@ void check_published(kelp::Producer& producer, const std::string& queue, std::ui
 
 }  // namespace
 
-Run kelp_publish(const Options& options, const std::string& queue) {
+Run kelp_publish(const Options& options, const std::string& queue, std::size_t batch) {
     const std::uint64_t total = options.messages;
     kelp::Connection conn{options.url()};
     conn.maybe_declare(kelp::Queue{queue});  // connects, outside the timing
@@ -49,8 +49,17 @@ Run kelp_publish(const Options& options, const std::string& queue) {
 
     const std::int64_t wall0 = wall_ns();
     const std::int64_t cpu0 = process_cpu_ns();
-    for (std::uint64_t seq = 0; seq < total; ++seq)
-        producer.publish(body.with_seq(seq), publish);
+    if (batch == 0) {
+        for (std::uint64_t seq = 0; seq < total; ++seq)
+            producer.publish(body.with_seq(seq), publish);
+    } else {
+        // As redis-benchmark -P 16 sends 16 commands per write.
+        kelp::PublishBatch held{producer};
+        for (std::uint64_t seq = 0; seq < total; ++seq) {
+            producer.publish(body.with_seq(seq), publish);
+            if ((seq + 1) % batch == 0) held.flush();
+        }
+    }
     // Publishes are pipelined: the channel can say how many were dropped only
     // once every reply is in, so the clock stops after that.
     const std::optional<std::uint64_t> dropped = producer.channel().unroutable_dropped();

@@ -2,6 +2,8 @@
 // redis-server run.sh started, measured in the same run:
 //
 //   publish            kelp Producer::publish, pipelined   vs redis-benchmark LPUSH -P 16
+//   publish, batched   the same in a PublishBatch flushed every 16 publishes (as -P 16
+//                      writes 16 commands at a time)       vs redis-benchmark LPUSH -P 16
 //   publish, confirmed kelp publish waiting for each reply vs redis-benchmark LPUSH -c 1
 //   consume+ack        kelp Consumer, prefetch 100, acking each (ack emulation on)
 //                                                          vs redis-benchmark RPOP -P 16
@@ -263,7 +265,7 @@ int run(const Options& options) {
                           : "skipped",
         body_size, prefetch, options.repeat);
 
-    Series kelp_publish_s, kelp_confirmed_s, kelp_consume_s, kelp_consume_bare_s;
+    Series kelp_publish_s, kelp_batched_s, kelp_confirmed_s, kelp_consume_s, kelp_consume_bare_s;
     Series lpush_pipelined, rpop_pipelined, lpush_single;
     Series kombu_publish_s, kombu_consume_s;
     std::optional<std::string> kombu_missing;
@@ -294,6 +296,11 @@ int run(const Options& options) {
         kelp_consume_bare_s.runs.push_back(
             kelp_consume(options, bare, options.messages, /*ack_emulation=*/false));
         print_run(round, "kelp  consume+ack, ack_emulation=false", kelp_consume_bare_s.runs.back());
+
+        const std::string batched = "bench-batch-" + suffix;
+        kelp_batched_s.runs.push_back(kelp_publish(options, batched, 16));
+        print_run(round, "kelp  publish, PublishBatch of 16", kelp_batched_s.runs.back());
+        redis_cli(options, {"DEL", batched});
 
         const std::string confirmed = "bench-confirm-" + suffix;
         kelp_confirmed_s.runs.push_back(kelp_publish_confirmed(options, confirmed));
@@ -349,6 +356,8 @@ int run(const Options& options) {
 
     const std::vector<Goal> goals{
         {"publish (pipelined)", "LPUSH -c 50 -P 16", &kelp_publish_s, &lpush_pipelined, 0.5, false},
+        {"publish, PublishBatch of 16", "LPUSH -c 50 -P 16", &kelp_batched_s, &lpush_pipelined, 0.5,
+         false},
         {"publish, waiting for each reply", "LPUSH -c 1", &kelp_confirmed_s, &lpush_single, 0.8,
          false},
         {"consume+ack (prefetch 100)", "RPOP -c 50 -P 16", &kelp_consume_s, &rpop_pipelined, 0.15,
