@@ -11,6 +11,25 @@
 
 using namespace redis_test;
 
+namespace {
+
+// How many of the `total` bodies in `list` are not "<i><suffix>" in publish
+// order. Consumers pop from the right: the first published is the last
+// element.
+int out_of_order(kelp::redis::RespClient& redis, const std::string& list, int total,
+                 const std::string& suffix) {
+    const auto bodies = texts(command(redis, {"LRANGE", list, "0", "-1"}));
+    if (bodies.size() != static_cast<std::size_t>(total)) return total;
+    int wrong = 0;
+    for (int i = 0; i < total; ++i) {
+        const auto decoded = kelp::redis::decode_message(bodies[total - 1 - i]);
+        if (decoded.envelope.body != std::to_string(i) + suffix) ++wrong;
+    }
+    return wrong;
+}
+
+}  // namespace
+
 TEST_SUITE("redis publish batches") {
     TEST_CASE("a burst of publishes arrives once each, in publish order") {
         const std::string prefix = unique("burst") + ":";
@@ -25,14 +44,7 @@ TEST_SUITE("redis publish batches") {
         CHECK(producer.channel().unroutable_dropped() == 0u);
         auto redis = raw();
         REQUIRE(integer(command(*redis, {"LLEN", prefix + queue})) == total);
-        // Consumers pop from the right: the first published is the last element.
-        const auto bodies = texts(command(*redis, {"LRANGE", prefix + queue, "0", "-1"}));
-        int out_of_order = 0;
-        for (int i = 0; i < total; ++i) {
-            const auto decoded = kelp::redis::decode_message(bodies[total - 1 - i]);
-            if (decoded.envelope.body != std::to_string(i) + ":" + padding) ++out_of_order;
-        }
-        CHECK(out_of_order == 0);
+        CHECK(out_of_order(*redis, prefix + queue, total, ":" + padding) == 0);
     }
 
     TEST_CASE("a burst to a queue that does not exist is dropped and counted, message by message") {
@@ -77,13 +89,7 @@ TEST_SUITE("redis publish batches") {
         // One script call for the run (a few, if it outgrew one command),
         // not one per publish.
         CHECK(script_calls() - calls_before <= 5);
-        const auto bodies = texts(command(*redis, {"LRANGE", prefix + queue, "0", "-1"}));
-        int out_of_order = 0;
-        for (int i = 0; i < total; ++i) {
-            const auto decoded = kelp::redis::decode_message(bodies[total - 1 - i]);
-            if (decoded.envelope.body != std::to_string(i)) ++out_of_order;
-        }
-        CHECK(out_of_order == 0);
+        CHECK(out_of_order(*redis, prefix + queue, total, "") == 0);
     }
 
     TEST_CASE("a connection closed inside a PublishBatch: the batch ends without harm") {
