@@ -74,7 +74,7 @@ class KafkaTransport final : public Transport {
     bool connected() const override { return producer_ != nullptr; }
     // librdkafka reconnects to the brokers by itself: a failed call is
     // retried on this transport, whose consumers and offsets stay.
-    bool reconnects_in_place() const override { return producer_ != nullptr; }
+    bool reconnects_in_place() const override { return connected(); }
     void close() noexcept override;
     void register_with_event_loop(Hub& hub) override;
     std::shared_ptr<Channel> create_channel() override;
@@ -272,7 +272,7 @@ class KafkaChannel final : public Channel {
     std::size_t next_consumer_ = 0;
     std::uint64_t tag_counter_ = 0;
     ReturnCallback on_return_;
-    virt::Unroutable unroutable_{"topic"};
+    virt::Unroutable unroutable_{"topic", "declare the queue first"};
     bool open_ = true;
     bool delivering_ = false;  // inside deliver(): cancelled entries stay until it ends
 };

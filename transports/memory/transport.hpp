@@ -134,7 +134,7 @@ class MemoryChannel final : public Channel {
     std::vector<Node> spent_;
     RouteCache route_;  // where this channel's last publish went
     ReturnCallback on_return_;
-    virt::Unroutable unroutable_{"queue"};
+    virt::Unroutable unroutable_{"queue", "declare and bind a queue"};
     bool open_ = true;
 };
 

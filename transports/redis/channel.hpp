@@ -119,7 +119,7 @@ class RedisChannel final : public Channel {
     // State that replies to pipelined commands touch; shared so that a reply
     // arriving after the channel is gone touches nothing freed.
     struct Shared {
-        virt::Unroutable unroutable{"queue"};
+        virt::Unroutable unroutable{"queue", "declare and bind a queue"};
         ReturnCallback on_return;
     };
 

@@ -21,10 +21,9 @@ ReturnedMessage Unroutable::returned(const Envelope& envelope, const std::string
 
 ChannelError Unroutable::no_route_error(const std::string& exchange,
                                         const std::string& routing_key) const {
-    const std::string what(nothing_matched_);
     return ChannelError("NO_ROUTE - mandatory message to exchange '" + exchange +
-                        "' with routing key '" + routing_key + "' matched no " + what +
-                        "; declare " + (what == "queue" ? "and bind a queue" : "the queue first") +
+                        "' with routing key '" + routing_key + "' matched no " +
+                        std::string(nothing_matched_) + "; " + std::string(remedy_) +
                         ", or set an on_return callback to handle returns");
 }
 

@@ -19,8 +19,10 @@ namespace kelp::virt {
 
 class Unroutable {
   public:
-    // `nothing_matched` finishes "matched no ...": "queue", "topic".
-    explicit Unroutable(std::string_view nothing_matched) : nothing_matched_(nothing_matched) {}
+    // The error reads "... matched no <nothing_matched>; <remedy>, or set an
+    // on_return callback ...": "queue", "declare and bind a queue".
+    Unroutable(std::string_view nothing_matched, std::string_view remedy)
+        : nothing_matched_(nothing_matched), remedy_(remedy) {}
 
     // Settles an unrouted message at once: counts a plain one, calls
     // `on_return` for a mandatory one, or throws the NO_ROUTE error.
@@ -38,6 +40,7 @@ class Unroutable {
 
   private:
     std::string_view nothing_matched_;
+    std::string_view remedy_;
     std::uint64_t dropped_ = 0;
 };
 
