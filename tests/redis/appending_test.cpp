@@ -1,12 +1,15 @@
 // RespClient::send_appending against a fake server that reads only when told
 // to: while the socket is backed up, items from one owner with one head
 // become one command; anything else closes it; replies go to the callbacks
-// of the commands that were written, in order.
+// of the commands that were written, in order. And the backlog limits: a
+// send never leaves more than they allow unsent or unanswered.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <optional>
 #include <string>
 #include <thread>
@@ -93,6 +96,8 @@ TEST_SUITE("redis appending commands") {
     TEST_CASE("while the socket is backed up, one owner's items with one head become one command") {
         FakeServer server;
         auto client = connect_to(server);
+        // Room for all of it in the process: the socket must stay backed up.
+        client->set_backlog_limits({.unsent_bytes = 1u << 30});
         // More than the socket buffers hold while nobody reads.
         const std::string big(32u << 20, 'x');
         std::optional<std::string> first, started_by_c, started_by_d, pong;
@@ -163,6 +168,7 @@ TEST_SUITE("redis appending commands") {
     TEST_CASE("a broken connection fails the open command's callback once") {
         FakeServer server;
         auto client = connect_to(server);
+        client->set_backlog_limits({.unsent_bytes = 1u << 30});
         const std::string big(32u << 20, 'x');
         client->send(args({"SET", "big", big}));
         int failures = 0;
@@ -177,5 +183,81 @@ TEST_SUITE("redis appending commands") {
         CHECK(failures == 1);
         CHECK_THROWS_AS(client->send_appending(1, args({"LPUSH", "q"}), "c", no_callback),
                         kelp::ConnectionError);
+    }
+
+    TEST_CASE("a send beyond the unsent limit waits until the server takes bytes") {
+        FakeServer server;
+        auto client = connect_to(server);
+        client->set_backlog_limits({.unsent_bytes = 64u << 10});
+        const std::string big(16u << 20, 'x');
+        const std::string expected = resp({"SET", "big", big});
+        std::atomic<bool> reading{false};
+        std::thread fake([&] {
+            std::this_thread::sleep_for(300ms);
+            reading = true;
+            const std::string received = server.read(expected.size());
+            CHECK(received == expected);
+            server.write("+OK\r\n");
+        });
+        std::optional<std::string> reply;
+        client->send(args({"SET", "big", big}),
+                     [&](kelp::redis::Reply r) { reply = r.view().describe(); });
+        // Returned only once the server read: the rest is not held unsent.
+        CHECK(reading);
+        client->drain(kelp::redis::Clock::now() + 30s);
+        fake.join();
+        CHECK(reply == "status 'OK'");
+    }
+
+    TEST_CASE("a server that takes nothing within the send timeout breaks the connection") {
+        FakeServer server;
+        auto client = connect_to(server);
+        client->set_backlog_limits({.unsent_bytes = 64u << 10});
+        client->set_send_timeout(200ms);
+        std::optional<std::string> reply;
+        const std::string big(32u << 20, 'x');
+        CHECK_THROWS_AS(
+            client->send(args({"SET", "big", big}),
+                         [&](kelp::redis::Reply r) { reply = r.ok() ? "a reply" : "failed"; }),
+            kelp::ConnectionError);
+        CHECK(client->broken());
+        // The command's callback learnt it too: nothing waits forever.
+        CHECK(reply == "failed");
+        CHECK_THROWS_AS(client->send(args({"PING"})), kelp::ConnectionError);
+    }
+
+    TEST_CASE("a sender far ahead of the replies reads them as it sends") {
+        FakeServer server;
+        auto client = connect_to(server);
+        client->set_backlog_limits({.pending_replies = 8});
+        constexpr int total = 200;
+        const std::string ping = resp({"PING"});
+        // Answers each PING as it arrives, as Redis does.
+        std::thread fake([&] {
+            std::size_t answered = 0;
+            std::string in;
+            while (answered < total) {
+                in += server.read(ping.size());
+                std::string out;
+                for (; (answered + 1) * ping.size() <= in.size(); ++answered)
+                    out += "+PONG\r\n";
+                server.write(out);
+            }
+        });
+        int pongs = 0;
+        std::size_t most_pending = 0;
+        for (int i = 0; i < total; ++i) {
+            client->send(args({"PING"}), [&](kelp::redis::Reply r) {
+                if (r.ok() && r.view().describe() == "status 'PONG'") ++pongs;
+            });
+            most_pending = std::max(most_pending, client->pending());
+        }
+        // Never more than the limit unanswered after a send, without the Hub
+        // or a drain: the replies were read along the way.
+        CHECK(most_pending <= 8);
+        CHECK(pongs >= total - 8);
+        client->drain(kelp::redis::Clock::now() + 30s);
+        fake.join();
+        CHECK(pongs == total);
     }
 }

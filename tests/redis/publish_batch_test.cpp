@@ -106,4 +106,60 @@ TEST_SUITE("redis publish batches") {
         auto redis = raw();
         CHECK(integer(command(*redis, {"LLEN", prefix + queue})) == 1);
     }
+
+    TEST_CASE("batches of more than 1000 keep their order into a full queue and an empty one") {
+        const std::string prefix = unique("big-batch") + ":";
+        const std::string full = unique("full");
+        const std::string empty = unique("empty");
+        kelp::Connection conn{url(prefix)};
+        kelp::Producer producer{conn};
+        conn.maybe_declare(kelp::Queue{full});
+        conn.maybe_declare(kelp::Queue{empty});
+        auto redis = raw();
+        // The script's first push is LPUSHX, which only a list that exists
+        // takes; the empty queue exists by its declaration alone.
+        command(*redis, {"LPUSH", prefix + full, kombu_envelope("first", "", full)});
+        constexpr int total = 2500;
+        {
+            kelp::PublishBatch batch{producer};
+            for (int i = 0; i < total; ++i) {
+                producer.publish(std::to_string(i), {.routing_key = full});
+            }
+            batch.flush();
+            for (int i = 0; i < total; ++i) {
+                producer.publish(std::to_string(i), {.routing_key = empty});
+            }
+        }
+        CHECK(producer.channel().unroutable_dropped() == 0u);
+        REQUIRE(integer(command(*redis, {"LLEN", prefix + full})) == total + 1);
+        CHECK(kelp::redis::decode_message(text(command(*redis, {"RPOP", prefix + full})))
+                  .envelope.body == "first");
+        CHECK(out_of_order(*redis, prefix + full, total, "") == 0);
+        CHECK(out_of_order(*redis, prefix + empty, total, "") == 0);
+    }
+
+    TEST_CASE("a queue known by Kombu's binding alone takes publishes; deadletter_queue the rest") {
+        const std::string prefix = unique("exists") + ":";
+        const std::string bound = unique("bound");
+        const std::string nowhere = unique("nowhere");
+        const std::string dead = unique("dead");
+        auto redis = raw();
+        // What Kombu's SimpleQueue and Celery leave: the queue bound to an
+        // exchange of its own name, its list empty, no kelp declaration.
+        const std::string sep = "\x06\x16";
+        command(*redis, {"SADD", prefix + "_kombu.binding." + bound, bound + sep + sep + bound});
+        kelp::Connection conn{url(prefix, "deadletter_queue=" + dead)};
+        kelp::Producer producer{conn};
+        producer.publish("to the bound queue", {.routing_key = bound});
+        producer.publish("to no queue", {.routing_key = nowhere});
+        // deadletter_queue took it: nothing was dropped.
+        CHECK(producer.channel().unroutable_dropped() == 0u);
+        const auto in_bound = texts(command(*redis, {"LRANGE", prefix + bound, "0", "-1"}));
+        REQUIRE(in_bound.size() == 1);
+        CHECK(kelp::redis::decode_message(in_bound[0]).envelope.body == "to the bound queue");
+        const auto in_dead = texts(command(*redis, {"LRANGE", prefix + dead, "0", "-1"}));
+        REQUIRE(in_dead.size() == 1);
+        CHECK(kelp::redis::decode_message(in_dead[0]).envelope.body == "to no queue");
+        CHECK(integer(command(*redis, {"EXISTS", prefix + nowhere})) == 0);
+    }
 }

@@ -406,11 +406,14 @@ void RedisChannel::end_batch() noexcept {
 
 void RedisChannel::publish_to_queue(const std::string& queue, std::string payload) {
     RedisTransport& owner = transport();
-    std::vector<std::string_view> arguments(owner.route().args());
-    arguments.push_back(queue);
+    const std::string list_key = owner.keys().queue_key(queue, 0);
+    const std::string_view keys[] = {list_key, owner.route().queues_key()};
+    std::vector<std::string_view> arguments{queue};
+    const auto context = owner.route().queue_publish_args();
+    arguments.insert(arguments.end(), context.begin(), context.end());
     std::string key_count;
     const std::vector<std::string_view> head =
-        eval_args(ScriptId::publish_to_queue, {}, arguments, /*by_body=*/false, key_count);
+        eval_args(ScriptId::publish_to_queue, keys, arguments, /*by_body=*/false, key_count);
     std::shared_ptr<PublishBatch> batch;
     auto start_batch = [&] {
         batch = std::make_shared<PublishBatch>(PublishBatch{queue, {}});
@@ -442,8 +445,11 @@ void RedisChannel::settle_publishes(const std::weak_ptr<Shared>& shared, RedisTr
         // Redis lost its scripts (SCRIPT FLUSH): again, by body if need be.
         auto call = std::make_shared<ScriptCall>();
         call->id = ScriptId::publish_to_queue;
-        call->args.assign(transport->route().args().begin(), transport->route().args().end());
+        call->keys = {transport->keys().queue_key(batch->queue, 0),
+                      transport->route().queues_key()};
         call->args.push_back(batch->queue);
+        const auto context = transport->route().queue_publish_args();
+        call->args.insert(call->args.end(), context.begin(), context.end());
         call->args.insert(call->args.end(), batch->payloads.begin(), batch->payloads.end());
         try {
             transport->send_script(call, [shared, transport, batch](Reply again) {

@@ -215,23 +215,58 @@ void RespClient::start_appending(std::uint64_t owner, std::span<const std::strin
     append_bulk(open_->items, item);
     // Its reply comes in this place: every later command closes it first.
     callbacks_.push_back(std::move(callback));
-    if (corks_ == 0) update_writer();
+    push_output();
 }
 
 void RespClient::send(std::span<const std::string_view> command, ReplyCallback callback) {
     append_command(command);
     callbacks_.push_back(std::move(callback));
-    if (corks_ == 0) {
-        if (!write_some()) return;
-        update_writer();
-    }
+    push_output();
 }
 
 void RespClient::send_subscription(std::span<const std::string_view> command) {
     append_command(command);
-    if (corks_ == 0) {
-        if (!write_some()) return;
-        update_writer();
+    push_output();
+}
+
+void RespClient::push_output() {
+    if (corks_ != 0) return;
+    if (!write_some()) return;
+    if (too_far_behind()) wait_for_room();
+    update_writer();
+}
+
+void RespClient::wait_for_room() {
+    // Down to half, so the next wait is thousands of commands away. The
+    // limit is on a wait without progress: a server that takes bytes and
+    // answers slowly is slow, one that does neither is gone.
+    auto room = [this] {
+        return unsent_bytes() <= backlog_.unsent_bytes / 2 &&
+               callbacks_.size() <= backlog_.pending_replies / 2;
+    };
+    while (!room()) {
+        const std::size_t bytes_before = unsent_bytes();
+        const std::size_t replies_before = callbacks_.size();
+        const Clock::time_point deadline =
+            send_timeout_ ? Clock::now() + *send_timeout_ : Clock::time_point::max();
+        try {
+            wait_until(
+                [&] {
+                    return room() || unsent_bytes() < bytes_before ||
+                           callbacks_.size() < replies_before;
+                },
+                deadline, "commands sent ahead");
+        } catch (const TimeoutError&) {
+            const auto error = std::make_exception_ptr(ConnectionError(
+                "redis: " + peer_ +
+                " neither took queued commands nor answered sent ones "
+                "within socket_timeout (" +
+                std::to_string(bytes_before) + " bytes unsent, " + std::to_string(replies_before) +
+                " replies outstanding); the connection is "
+                "dropped"));
+            fail(error);
+            std::rethrow_exception(error);
+        }
     }
 }
 

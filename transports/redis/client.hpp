@@ -74,6 +74,16 @@ class RespClient {
 
     // Queues a command; `callback` (may be empty) gets its reply later.
     // Throws ConnectionError when the connection is already broken.
+    //
+    // Every send (outside a Cork) moves what the socket takes at once, so
+    // queued bytes make progress without the Hub. When Redis falls behind
+    // (more than 1 MiB waits for the socket, or more than 4096 commands
+    // wait for their replies: set_backlog_limits), send blocks
+    // until half of that is gone: memory stays bounded, on both sides, and
+    // a publisher that never runs the Hub still has its replies read. The
+    // wait reads replies and runs their callbacks, as call() does; past the
+    // send timeout without progress, the connection is broken
+    // (ConnectionError).
     void send(std::span<const std::string_view> args, ReplyCallback callback = {});
     // Queues `head` followed by `item` as one command, like send. But while
     // earlier bytes still wait for the socket (or a Cork holds writes back),
@@ -89,7 +99,10 @@ class RespClient {
     template <class MakeCallback>
     bool send_appending(std::uint64_t owner, std::span<const std::string_view> head,
                         std::string_view item, MakeCallback&& make_callback) {
-        if (append_to_open(owner, head, item)) return false;
+        if (append_to_open(owner, head, item)) {
+            push_output();
+            return false;
+        }
         start_appending(owner, head, item, make_callback());
         return true;
     }
@@ -102,6 +115,16 @@ class RespClient {
     Reply call(std::span<const std::string_view> args, Clock::time_point deadline);
     // Waits until every command sent so far has its reply.
     void drain(Clock::time_point deadline);
+
+    // How long a send may wait for the socket to take bytes (socket_timeout);
+    // none: no limit.
+    void set_send_timeout(std::optional<Clock::duration> timeout) { send_timeout_ = timeout; }
+    // How far ahead of Redis a send may go before it waits (see send).
+    struct Backlog {
+        std::size_t unsent_bytes = 1u << 20;
+        std::size_t pending_replies = 4096;
+    };
+    void set_backlog_limits(Backlog limits) { backlog_ = limits; }
 
     void set_push_handler(PushHandler handler) { push_handler_ = std::move(handler); }
     // Called once when the connection breaks, after the waiting callbacks.
@@ -159,6 +182,18 @@ class RespClient {
     void fail(std::exception_ptr error);
     void fail_callbacks(const std::exception_ptr& error);
     bool output_pending() const { return out_pos_ < out_.size(); }
+    // Bytes queued and not yet taken by the socket, the open command's too.
+    std::size_t unsent_bytes() const {
+        return out_.size() - out_pos_ + (open_ ? open_->items.size() : 0);
+    }
+    // After queuing: writes what the socket takes, waits while Redis is too
+    // far behind (see send), and keeps the Hub's writer in step.
+    void push_output();
+    bool too_far_behind() const {
+        return unsent_bytes() > backlog_.unsent_bytes ||
+               callbacks_.size() > backlog_.pending_replies;
+    }
+    void wait_for_room();
 
     std::unique_ptr<Stream> stream_;
     std::unique_ptr<redisReader, ReaderDeleter> reader_;
@@ -175,6 +210,9 @@ class RespClient {
     // Bounds on one open command: Redis reads it whole.
     static constexpr std::size_t max_open_items = 1000;
     static constexpr std::size_t max_open_bytes = 1u << 20;
+    // Replies come in a few bytes each: thousands are one read.
+    Backlog backlog_;
+    std::optional<Clock::duration> send_timeout_;
     std::optional<OpenCommand> open_;
     std::deque<ReplyCallback> callbacks_;
     PushHandler push_handler_;

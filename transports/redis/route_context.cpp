@@ -15,6 +15,7 @@ RouteContext::RouteContext(const RedisSettings& settings, const KeySchema& keys)
     }
     views_ = {prefix_,          sep_, steps_, exchanges_key_, queues_key_, binding_prefix_,
               deadletter_queue_};
+    queue_publish_views_ = {prefix_, sep_, binding_prefix_, deadletter_queue_};
 }
 
 }  // namespace kelp::redis

@@ -12,6 +12,8 @@
 // Thread rules: immutable after construction; share freely.
 #pragma once
 
+#include <array>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +34,11 @@ class RouteContext {
     const std::string& queues_key() const { return queues_key_; }
     // Every binding set starts with this ("<prefix>_kombu.binding.").
     const std::string& binding_prefix() const { return binding_prefix_; }
+    // publish_to_queue's arguments after the queue: global_keyprefix, sep,
+    // the binding set prefix and Kombu's deadletter_queue.
+    std::span<const std::string_view> queue_publish_args() const {
+        return std::span<const std::string_view>(queue_publish_views_);
+    }
 
   private:
     std::string prefix_;
@@ -42,6 +49,7 @@ class RouteContext {
     std::string binding_prefix_;
     std::string deadletter_queue_;
     std::vector<std::string_view> views_;
+    std::array<std::string_view, 4> queue_publish_views_;
 };
 
 }  // namespace kelp::redis

@@ -416,18 +416,26 @@ return {#queues, subscribers}
 
 // The default exchange at priority 0, without the routing library: the
 // queue's base list when the queue exists, else the deadletter_queue or
-// nothing, as publish decides. ARGV: the routing context, the queue, then
-// one or more payloads in publish order. Returns publish's {queues pushed,
-// subscribers reached}.
+// nothing, as publish decides. KEYS: the queue's base list, the queue
+// declarations hash. ARGV: the queue, global_keyprefix, sep, the binding set
+// prefix, Kombu's deadletter_queue or '', then one or more payloads in
+// publish order. Returns publish's {queues pushed, subscribers reached}.
+//
+// Each redis.call costs Redis about as much as a plain command, so the
+// common case is one: LPUSHX pushes when the base list exists, which proves
+// the queue does. Only an empty queue takes the full existence check.
 constexpr std::string_view publish_to_queue_body = R"lua(
-local queue = ARGV[8]
-if not queue_exists(ARGV[1], ARGV[2], ARGV[5], ARGV[6], queue) then
-  if ARGV[7] == '' then return {0, 0} end
-  queue = ARGV[7]
+local first_payload, last = 6, #ARGV
+local key = KEYS[1]
+local next_first = first_payload
+if redis.call('LPUSHX', key, unpack(ARGV, first_payload, math.min(first_payload + 999, last))) > 0 then
+  next_first = first_payload + 1000
+elseif not queue_exists(ARGV[2], ARGV[3], KEYS[2], ARGV[4], ARGV[1]) then
+  if ARGV[5] == '' then return {0, 0} end
+  key = ARGV[2] .. ARGV[5]
 end
-local key = ARGV[1] .. queue
-for first = 9, #ARGV, 1000 do
-  redis.call('LPUSH', key, unpack(ARGV, first, math.min(first + 999, #ARGV)))
+for first = next_first, last, 1000 do
+  redis.call('LPUSH', key, unpack(ARGV, first, math.min(first + 999, last)))
 end
 return {1, 0}
 )lua";

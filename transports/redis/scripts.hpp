@@ -9,7 +9,8 @@
 //                  the right priority bucket of every matched queue: no extra
 //                  round trip to read the bindings.
 //   publish_to_queue  the default exchange at priority 0 (the common case):
-//                  the queue-exists check and one LPUSH, without the routing
+//                  one LPUSHX when the queue's list exists, else the
+//                  queue-exists check and an LPUSH, without the routing
 //                  library, for one or many messages.
 //   give_back      puts deliveries back (requeue, channel close, recover)
 //                  into the exact list they came from, but only while the

@@ -125,6 +125,7 @@ void RedisTransport::connect(Clock::time_point deadline) {
     auto client = RespClient::connect(endpoint(), handshake("kelp"), deadline);
     load_scripts(*client, deadline);
     client->set_broken_handler([this](std::exception_ptr error) { on_broken(error); });
+    client->set_send_timeout(settings_.socket_timeout);
     command_ = std::move(client);
     command_->attach(hub_);
     connected_ = true;
