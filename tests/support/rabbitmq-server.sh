@@ -123,7 +123,9 @@ start_server() {
   # The lib/ script directly: the /usr/sbin wrapper switches user and logs to /var/log.
   setsid /usr/lib/rabbitmq/bin/rabbitmq-server > "$dir/log/stdout.log" 2>&1 < /dev/null &
   local launcher=$!
-  for _ in $(seq 1 600); do
+  # Up to 180 s: a first boot (Mnesia created) on two busy cores has taken
+  # over 60 s.
+  for _ in $(seq 1 1800); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
       { [[ -z $tls_port ]] || (exec 3<>"/dev/tcp/127.0.0.1/$tls_port") 2>/dev/null; }; then
       # The AMQP listener opens at the end of the boot ("Server startup
@@ -138,7 +140,7 @@ start_server() {
   done
   tail -n 40 "$dir/log/stdout.log" >&2 || true
   stop_server "$dir"
-  die "rabbitmq-server did not come up on port $port within 60 s (another program on that port? set -DKELP_TEST_AMQP_PORT=<free port>); logs in $dir/log"
+  die "rabbitmq-server did not come up on port $port within 180 s (another program on that port? set -DKELP_TEST_AMQP_PORT=<free port>); logs in $dir/log"
 }
 
 case "${1:-}" in
