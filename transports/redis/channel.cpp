@@ -779,7 +779,7 @@ RedisChannel::PopRequest RedisChannel::pop_request(const std::vector<std::string
                  std::to_string(rotation % queues.size()),
                  std::to_string(count),
                  std::to_string(pop_bytes),
-                 unix_time_text(std::chrono::system_clock::now()),
+                 index_score_text(std::chrono::system_clock::now()),
                  owner.next_field_prefix(),
                  std::move(flags)};
     return request;

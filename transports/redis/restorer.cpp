@@ -51,6 +51,11 @@ std::string unix_time_text(std::chrono::system_clock::time_point when) {
     return text;
 }
 
+std::string index_score_text(std::chrono::system_clock::time_point when) {
+    const auto seconds = std::chrono::ceil<std::chrono::seconds>(when.time_since_epoch()).count();
+    return std::to_string(seconds);
+}
+
 void Restorer::run() {
     if (!transport_.connected()) return;
     try {
@@ -70,7 +75,7 @@ void Restorer::refresh_leases() {
     for (const auto& channel : transport_.live_channels())
         channel->collect_fields(fields);
     if (fields.empty()) return;
-    const std::string now = unix_time_text(std::chrono::system_clock::now());
+    const std::string now = index_score_text(std::chrono::system_clock::now());
     const KeySchema& keys = transport_.keys();
     RespClient& client = transport_.command();
     RespClient::Cork cork(client);
