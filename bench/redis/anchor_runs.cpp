@@ -4,6 +4,9 @@
 // miscount. redis-benchmark is part of redis-tools, which run.sh's server
 // comes with: its absence is fatal.
 
+#include <hiredis/hiredis.h>
+
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -26,7 +29,67 @@ double csv_rate(const std::string& text, const std::string& test) {
     return 0;
 }
 
+struct ContextDeleter {
+    void operator()(redisContext* context) const { redisFree(context); }
+};
+
+// Reads one reply; a missing or error reply fails the run.
+void expect_reply(redisContext* context, const char* what) {
+    void* raw = nullptr;
+    if (redisGetReply(context, &raw) != REDIS_OK || raw == nullptr) {
+        fail(std::string("hiredis anchor: ") + what + ": " + context->errstr);
+    }
+    auto* reply = static_cast<redisReply*>(raw);
+    const bool error = reply->type == REDIS_REPLY_ERROR;
+    const std::string text = error ? std::string(reply->str, reply->len) : std::string();
+    freeReplyObject(reply);
+    if (error) fail(std::string("hiredis anchor: ") + what + ": " + text);
+}
+
 }  // namespace
+
+Run hiredis_lpush_one_write_each(const Options& options, const std::string& queue,
+                                 std::uint64_t count, std::size_t value_size) {
+    std::unique_ptr<redisContext, ContextDeleter> context(
+        redisConnect(options.host.c_str(), options.port));
+    if (!context || context->err) {
+        fail("hiredis anchor: cannot connect to " + options.url() + ": " +
+             (context ? context->errstr : "out of memory"));
+    }
+    const std::string value(value_size, 'v');
+    constexpr std::uint64_t read_every = 1024;
+    std::uint64_t unread = 0;
+
+    const std::int64_t wall0 = wall_ns();
+    const std::int64_t cpu0 = process_cpu_ns();
+    for (std::uint64_t i = 0; i < count; ++i) {
+        redisAppendCommand(context.get(), "LPUSH %b %b", queue.data(), queue.size(), value.data(),
+                           value.size());
+        int done = 0;
+        while (!done) {
+            if (redisBufferWrite(context.get(), &done) != REDIS_OK) {
+                fail(std::string("hiredis anchor: write failed: ") + context->errstr);
+            }
+        }
+        if (++unread == read_every) {
+            for (; unread > 0; --unread)
+                expect_reply(context.get(), "LPUSH");
+        }
+    }
+    for (; unread > 0; --unread)
+        expect_reply(context.get(), "LPUSH");
+    const Run run{count, wall_ns() - wall0, process_cpu_ns() - cpu0};
+
+    redisReply* length = static_cast<redisReply*>(
+        redisCommand(context.get(), "LLEN %b", queue.data(), queue.size()));
+    const bool complete = length != nullptr && length->type == REDIS_REPLY_INTEGER &&
+                          static_cast<std::uint64_t>(length->integer) == count;
+    if (length != nullptr) freeReplyObject(length);
+    if (!complete)
+        fail("hiredis anchor: the list does not hold its " + std::to_string(count) + " values");
+    freeReplyObject(redisCommand(context.get(), "DEL %b", queue.data(), queue.size()));
+    return run;
+}
 
 KombuRun kombu_run(const Options& options, const char* step, const std::string& queue) {
     KombuRun result;

@@ -120,6 +120,13 @@ struct KombuRun {
 };
 KombuRun kombu_run(const Options& options, const char* step, const std::string& queue);
 
+// Raw hiredis, the publish loop's like-for-like: `count` LPUSHes of
+// `value_size` bytes to `queue`, each written to the socket on its own (as
+// a publish that leaves nothing waiting in the process must be), replies
+// read every 1,024 commands, timed until the last reply is in.
+Run hiredis_lpush_one_write_each(const Options& options, const std::string& queue,
+                                 std::uint64_t count, std::size_t value_size);
+
 // redis-benchmark on the same server: the ceilings.
 struct Ceiling {
     std::string command_line;
