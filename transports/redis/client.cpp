@@ -232,14 +232,15 @@ void RespClient::send_subscription(std::span<const std::string_view> command) {
 void RespClient::push_output() {
     if (corks_ != 0) return;
     if (!write_some()) return;
-    if (too_far_behind()) wait_for_room();
+    if (too_far_behind() && !wait_for_room()) return;
     update_writer();
 }
 
-void RespClient::wait_for_room() {
+bool RespClient::wait_for_room() {
     // Down to half, so the next wait is thousands of commands away. The
     // limit is on a wait without progress: a server that takes bytes and
     // answers slowly is slow, one that does neither is gone.
+    std::weak_ptr<char> alive = life_;
     auto room = [this] {
         return unsent_bytes() <= backlog_.unsent_bytes / 2 &&
                callbacks_.size() <= backlog_.pending_replies / 2;
@@ -249,25 +250,26 @@ void RespClient::wait_for_room() {
         const std::size_t replies_before = callbacks_.size();
         const Clock::time_point deadline =
             send_timeout_ ? Clock::now() + *send_timeout_ : Clock::time_point::max();
+        auto progress = [&] {
+            return room() || unsent_bytes() < bytes_before || callbacks_.size() < replies_before;
+        };
         try {
-            wait_until(
-                [&] {
-                    return room() || unsent_bytes() < bytes_before ||
-                           callbacks_.size() < replies_before;
-                },
-                deadline, "commands sent ahead");
+            wait_until(progress, deadline, "commands sent ahead");
         } catch (const TimeoutError&) {
             const auto error = std::make_exception_ptr(ConnectionError(
-                "redis: " + peer_ +
-                " neither took queued commands nor answered sent ones "
-                "within socket_timeout (" +
-                std::to_string(bytes_before) + " bytes unsent, " + std::to_string(replies_before) +
-                " replies outstanding); the connection is "
-                "dropped"));
+                "redis: " + peer_ + " neither took queued commands nor answered sent ones within " +
+                "socket_timeout (" + std::to_string(bytes_before) + " bytes unsent, " +
+                std::to_string(replies_before) +
+                " replies outstanding); connection dropped. Is the server paused or out of memory? "
+                "Raise socket_timeout if it is only slow"));
             fail(error);
             std::rethrow_exception(error);
         }
+        // A reply's callback may have closed or destroyed this client.
+        if (alive.expired()) return false;
+        if (!stream_) return false;
     }
+    return true;
 }
 
 bool RespClient::write_some() {

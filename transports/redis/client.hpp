@@ -193,7 +193,8 @@ class RespClient {
         return unsent_bytes() > backlog_.unsent_bytes ||
                callbacks_.size() > backlog_.pending_replies;
     }
-    void wait_for_room();
+    // False when the client was closed or destroyed meanwhile.
+    bool wait_for_room();
 
     std::unique_ptr<Stream> stream_;
     std::unique_ptr<redisReader, ReaderDeleter> reader_;
