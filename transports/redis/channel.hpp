@@ -131,6 +131,8 @@ class RedisChannel final : public Channel {
     // Free places in the window (a pop in flight counts as full).
     std::size_t room() const;
     bool can_pop() const;
+    // How many pops may be in flight at once.
+    std::size_t pop_depth() const;
     // Time to pop: there is room, and nothing waits or half the window is free.
     bool should_pop() const;
     void schedule();
@@ -223,8 +225,9 @@ class RedisChannel final : public Channel {
     std::vector<std::string> forgotten_;         // records of deliveries settled this turn
     std::weak_ptr<PublishBatch> open_batch_;     // the one the client's open command carries
     std::uint64_t publisher_id_ = 0;             // this channel, to RespClient::send_appending
-    bool pop_in_flight_ = false;
-    std::size_t pop_requested_ = 0;  // messages asked of the pop in flight
+    std::size_t pops_in_flight_ = 0;
+    std::size_t pop_requested_ = 0;  // messages asked of the pops in flight
+    bool last_pop_full_ = false;     // the last pop took all it asked for
     // Expires with the channel: a pop reply arriving later touches nothing.
     std::shared_ptr<char> life_ = std::make_shared<char>();
     Handle pump_handle_;
