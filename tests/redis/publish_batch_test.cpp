@@ -69,7 +69,8 @@ TEST_SUITE("redis publish batches") {
         conn.maybe_declare(kelp::Queue{queue});
         auto redis = raw();
         auto script_calls = [&] {
-            // "cmdstat_evalsha:calls=N,..." in INFO commandstats.
+            // "cmdstat_evalsha:calls=N,..." in INFO commandstats: the whole
+            // server's count, so this suite runs alone (RUN_SERIAL).
             const std::string info = text(command(*redis, {"INFO", "commandstats"}));
             const auto at = info.find("cmdstat_evalsha:calls=");
             if (at == std::string::npos) return std::int64_t{0};
