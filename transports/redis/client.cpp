@@ -207,7 +207,7 @@ void RespClient::start_appending(std::uint64_t owner, std::span<const std::strin
         // The socket keeps up: written at once, as send does.
         std::vector<std::string_view> command(head.begin(), head.end());
         command.push_back(item);
-        send(command, std::move(callback));
+        queue_command(command, std::move(callback));
         return;
     }
     close_open_command();
@@ -219,20 +219,34 @@ void RespClient::start_appending(std::uint64_t owner, std::span<const std::strin
 }
 
 void RespClient::send(std::span<const std::string_view> command, ReplyCallback callback) {
+    make_room();
+    queue_command(command, std::move(callback));
+}
+
+void RespClient::queue_command(std::span<const std::string_view> command, ReplyCallback callback) {
     append_command(command);
     callbacks_.push_back(std::move(callback));
     push_output();
 }
 
 void RespClient::send_subscription(std::span<const std::string_view> command) {
+    make_room();
     append_command(command);
     push_output();
+}
+
+void RespClient::make_room() {
+    if (corks_ != 0 || !stream_ || !too_far_behind()) return;
+    if (!wait_for_room()) {
+        // The client may be gone: nothing of it is touched.
+        throw ConnectionError(
+            "redis: the connection closed while a command waited for Redis to catch up");
+    }
 }
 
 void RespClient::push_output() {
     if (corks_ != 0) return;
     if (!write_some()) return;
-    if (too_far_behind() && !wait_for_room()) return;
     update_writer();
 }
 
@@ -381,6 +395,8 @@ void RespClient::wait_until(Done done, Clock::time_point deadline, const char* w
         if (broken_) std::rethrow_exception(broken_);
         if (!stream_) throw ConnectionError("redis: connection to " + peer_ + " is closed");
         if (!write_some()) continue;
+        // Writing may be what `done` waits for (wait_for_room).
+        if (done()) break;
         if (!stream_->has_buffered_input()) {
             short events = POLLIN;
             if (output_pending() || open_ || stream_->wants_write()) events |= POLLOUT;

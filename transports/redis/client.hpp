@@ -78,7 +78,7 @@ class RespClient {
     // Every send (outside a Cork) moves what the socket takes at once, so
     // queued bytes make progress without the Hub. When Redis falls behind
     // (more than 1 MiB waits for the socket, or more than 4096 commands
-    // wait for their replies: set_backlog_limits), send blocks
+    // wait for their replies: set_backlog_limits), the next send blocks
     // until half of that is gone: memory stays bounded, on both sides, and
     // a publisher that never runs the Hub still has its replies read. The
     // wait reads replies and runs their callbacks, as call() does; past the
@@ -99,6 +99,7 @@ class RespClient {
     template <class MakeCallback>
     bool send_appending(std::uint64_t owner, std::span<const std::string_view> head,
                         std::string_view item, MakeCallback&& make_callback) {
+        make_room();
         if (append_to_open(owner, head, item)) {
             push_output();
             return false;
@@ -186,8 +187,15 @@ class RespClient {
     std::size_t unsent_bytes() const {
         return out_.size() - out_pos_ + (open_ ? open_->items.size() : 0);
     }
-    // After queuing: writes what the socket takes, waits while Redis is too
-    // far behind (see send), and keeps the Hub's writer in step.
+    // Before queuing: waits while Redis is too far behind (see send). It
+    // waits before, not after, so no reply callback runs between a send and
+    // its caller's bookkeeping. Throws ConnectionError when the connection
+    // closed meanwhile.
+    void make_room();
+    // Queues a command and pushes it (send without make_room).
+    void queue_command(std::span<const std::string_view> command, ReplyCallback callback);
+    // After queuing: writes what the socket takes and keeps the Hub's writer
+    // in step.
     void push_output();
     bool too_far_behind() const {
         return unsent_bytes() > backlog_.unsent_bytes ||
