@@ -6,6 +6,12 @@
 //                                                             beside LPUSH -P 16
 //   publish, batched   the same in a PublishBatch flushed every 16 publishes (as -P 16
 //                      writes 16 commands at a time)       vs redis-benchmark LPUSH -P 16
+//   publish, confirmed kelp publish waiting for each reply vs redis-benchmark LPUSH -c 1
+//   consume+ack        kelp Consumer, prefetch 100, acking each (ack emulation on)
+//                                                          vs redis-benchmark RPOP -P 16
+//                                                          and Python Kombu's consume+ack
+//   (Kombu's publish is printed beside kelp's, and kelp's consume+ack without
+//   ack emulation beside the RPOP ceiling, without goals.)
 //
 // Why the -P 16 goal judges the PublishBatch row: redis-benchmark -P 16 puts
 // 16 commands in each write. A plain publish() writes its message before it
@@ -14,12 +20,6 @@
 // more than Redis's whole LPUSH. The plain loop's like-for-like is raw
 // hiredis writing each LPUSH on its own; PublishBatch is kelp's way to put
 // many publishes in one write, like -P 16.
-//   publish, confirmed kelp publish waiting for each reply vs redis-benchmark LPUSH -c 1
-//   consume+ack        kelp Consumer, prefetch 100, acking each (ack emulation on)
-//                                                          vs redis-benchmark RPOP -P 16
-//                                                          and Python Kombu's consume+ack
-//   (Kombu's publish is printed beside kelp's, and kelp's consume+ack without
-//   ack emulation beside the RPOP ceiling, without goals.)
 //
 // redis-benchmark pushes values as long as kelp's envelopes (measured on the
 // server after the first kelp publish), so the ceilings move the same bytes.
