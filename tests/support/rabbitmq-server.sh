@@ -5,7 +5,7 @@
 # start is an error, never a skipped test.
 #
 #   rabbitmq-server.sh start <dir> <amqp port> [<amqps port>]
-#                                                # dist port = port + 20000, epmd = port + 1
+#                                                # epmd = port + 1, dist = port + 3
 #   rabbitmq-server.sh stop <dir>
 #   rabbitmq-server.sh restart <dir> <amqp port> # stop, then start (tests of reconnection)
 #
@@ -47,7 +47,7 @@ setup_env() {
   export RABBITMQ_NODENAME=kelp$port@localhost
   export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
   export RABBITMQ_NODE_PORT=$port
-  export RABBITMQ_DIST_PORT=$((port + 20000))
+  export RABBITMQ_DIST_PORT=$((port + 3))
   export ERL_EPMD_PORT=$((port + 1))
   export ERL_EPMD_ADDRESS=127.0.0.1
   export RABBITMQ_MNESIA_BASE=$dir/mnesia
@@ -119,7 +119,21 @@ start_server() {
   if [[ -z $tls_port && -f $dir/tls.port ]]; then tls_port=$(cat "$dir/tls.port"); fi
   if [[ -n $tls_port ]]; then echo "$tls_port" > "$dir/tls.port"; fi
   setup_env "$dir" "$port" "$tls_port"
+  # Something already answering on one of our ports would pass the
+  # readiness check below for the broker.
+  local p
+  for p in "$port" "$ERL_EPMD_PORT" ${tls_port:+"$tls_port"} "$RABBITMQ_DIST_PORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      die "another program listens on 127.0.0.1:$p, a port of the test rabbitmq-server" \
+        "(ss -ltnp shows which). Configure with -DKELP_TEST_AMQP_PORT=<a free port below 32768>" \
+        "(the broker uses it and the next three)"
+    fi
+  done
   echo "$ERL_EPMD_PORT" > "$dir/epmd.port"
+  # The node appends to its log: keep the last start's apart, so the check
+  # below reads only this one.
+  local node_log=$dir/log/$RABBITMQ_NODENAME.log
+  if [[ -f $node_log ]]; then mv -f "$node_log" "$node_log.previous"; fi
   # The lib/ script directly: the /usr/sbin wrapper switches user and logs to /var/log.
   setsid /usr/lib/rabbitmq/bin/rabbitmq-server > "$dir/log/stdout.log" 2>&1 < /dev/null &
   local launcher=$!
@@ -136,11 +150,22 @@ start_server() {
     if ! kill -0 "$launcher" 2>/dev/null; then
       break
     fi
+    # A listener that cannot bind does not stop the node: it would idle
+    # until the time runs out. Say which port it was at once.
+    if grep -qs "eaddrinuse" "$node_log"; then
+      local taken
+      taken=$(grep -o "acceptor,{127,0,0,1},[0-9]*" "$node_log" | head -n 1 | sed 's/.*,//')
+      stop_server "$dir"
+      die "rabbitmq-server could not listen on 127.0.0.1:${taken:-?}: another program holds it" \
+        "(ss -ltnp shows which). Configure with -DKELP_TEST_AMQP_PORT=<a free port below 32768>" \
+        "(the broker uses it and the next three); logs in $dir/log"
+    fi
     sleep 0.1
   done
   tail -n 40 "$dir/log/stdout.log" >&2 || true
   stop_server "$dir"
-  die "rabbitmq-server did not come up on port $port within 180 s (another program on that port? set -DKELP_TEST_AMQP_PORT=<free port>); logs in $dir/log"
+  die "rabbitmq-server did not come up on port $port within 180 s; logs in $dir/log." \
+    "If another program holds the port, configure with -DKELP_TEST_AMQP_PORT=<a free port below 32768>"
 }
 
 case "${1:-}" in
